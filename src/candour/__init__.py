@@ -1,0 +1,8 @@
+"""Candour: a trusted data environment for public services.
+
+Link service extracts to pseudonymous people, honour residents' choices, let data be used only
+under approved and published data uses, let only safe aggregates out, and record every use in a
+public, verifiable log.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The `candour` command line: one module per command group, each thin."""

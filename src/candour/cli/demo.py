@@ -1,0 +1,57 @@
+"""``candour demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from candour.cli.common import console, progress_bars, settings
+from candour.demo import DEFAULT_DEMO_HOME, StageTiming, run_demo
+
+
+def demo(
+    people: Annotated[
+        int, typer.Option("--people", min=10, help="How many residents the county has.")
+    ] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed, the same county.")] = 1,
+    home: Annotated[
+        Path,
+        typer.Option(
+            "--home",
+            help="A fresh data home for the demo. A previous demo home is replaced; any other "
+            "non-empty directory is refused.",
+        ),
+    ] = DEFAULT_DEMO_HOME,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Stop after building; do not serve the portal.")
+    ] = False,
+) -> None:
+    """Run the whole pipeline on a synthetic county in a fresh data home, and summarise it."""
+    config = settings(home)
+
+    def stage_done(timing: StageTiming) -> None:
+        console.print(
+            f"[green]✓[/] {timing.name} in {timing.seconds:.1f} s "
+            f"(peak memory {timing.peak_rss_mb:,.0f} MB)"
+        )
+
+    with progress_bars() as progress:
+        report = run_demo(config, people=people, seed=seed, progress=progress, on_stage=stage_done)
+
+    table = Table(title="Candour demo", show_header=False)
+    table.add_row("Data home", str(report.home))
+    table.add_row("Synthetic county", f"{report.people:,} people, seed {report.seed}")
+    county = report.facts.get("county")
+    if county is not None:
+        table.add_row("County files", str(report.home / "synth"))
+        table.add_row("Source records", f"{getattr(county, 'records', 0):,}")
+    table.add_row("Total time", f"{sum(s.seconds for s in report.stages):.1f} s")
+    console.print(table)
+    if not no_serve:
+        console.print(
+            "The web portal is not built yet, so there is nothing to serve; "
+            "the data home above is ready to explore with `candour ledger` and the synth files."
+        )

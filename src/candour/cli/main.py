@@ -1,0 +1,42 @@
+"""The ``candour`` command: one module per command group, each thin over a domain function."""
+
+from __future__ import annotations
+
+import typer
+
+from candour import __version__
+from candour.cli import demo, init, ledger, synth, witness
+from candour.cli.common import new_app
+
+app = new_app(
+    "Candour: a trusted data environment for public services.\n\n"
+    "Link service extracts to pseudonymous people, honour residents' choices, govern every use, "
+    "release only safe outputs, and record it all in a public, verifiable log."
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"candour {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Candour: a trusted data environment for public services."""
+
+
+app.command("init")(init.init)
+app.command("synth")(synth.synth)
+app.command("demo")(demo.demo)
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(witness.app, name="witness")
+
+
+def run() -> None:
+    """Entry point for the ``candour`` console script."""
+    app()

@@ -1,0 +1,1 @@
+"""Service extracts: the ``sources.yaml`` format, readers, validation and standardisation."""

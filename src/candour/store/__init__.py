@@ -1,0 +1,29 @@
+"""The operational store: SQLAlchemy 2 models, sessions and Alembic migrations.
+
+SQLite inside the data home by default; PostgreSQL when ``CANDOUR_DATABASE_URL`` is set. Every
+state change goes through :func:`transaction`, so a failure leaves nothing half-written.
+"""
+
+from candour.store.database import (
+    StoreError,
+    current_revision,
+    dispose,
+    engine_for,
+    head_revision,
+    migrate,
+    transaction,
+)
+from candour.store.models import Base, HomeInfo, IngestBatch
+
+__all__ = [
+    "Base",
+    "HomeInfo",
+    "IngestBatch",
+    "StoreError",
+    "current_revision",
+    "dispose",
+    "engine_for",
+    "head_revision",
+    "migrate",
+    "transaction",
+]
