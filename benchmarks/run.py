@@ -10,7 +10,9 @@ Each benchmark module is ``benchmarks/bench_<name>.py`` with ``run(quick: bool) 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import os
 import platform
 import sys
@@ -22,6 +24,8 @@ from benchmarks.common import Result
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
+# Every module's latest full run, so running one benchmark keeps the others' figures.
+RESULTS = ROOT / "docs" / "benchmarks.json"
 BEGIN = "<!-- results:begin -->"
 END = "<!-- results:end -->"
 
@@ -105,37 +109,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print, do not rewrite the doc")
     args = parser.parse_args(argv)
 
+    ran: dict[str, dict[str, object]] = {}
     results: list[Result] = []
-    started = time.perf_counter()
     for name in discover(args.only):
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"benchmarks.bench_{name}")
-        for result in module.run(quick=args.quick):
-            results.append(result)
+        started = time.perf_counter()
+        module_results = list(module.run(quick=args.quick))
+        for result in module_results:
             print(
                 f"   {result.benchmark}: {_fmt(result.figure)} {result.unit} "
                 f"(target {result.target}; ratio {_fmt(result.ratio)})",
                 flush=True,
             )
-    took = time.perf_counter() - started
-    mode = "quick" if args.quick else "full"
-    command = "make bench-quick" if args.quick else "make bench"
-    block = "\n".join(
-        [
-            f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}` ({mode} mode, "
-            f"{took:.0f} s).  ",
-            f"Machine: {machine()}.",
-            "",
-            table(results),
-        ]
-    )
+        results.extend(module_results)
+        ran[name] = {
+            "run_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": machine(),
+            "command": f"python -m benchmarks.run --only {name}",
+            "results": [dataclasses.asdict(r) for r in module_results],
+        }
     if args.no_write or args.quick:
-        print(block)
+        print(table(results))
     else:
-        DOC.write_text(rewrite_doc(DOC.read_text(), block))
-        print(f"wrote {DOC.relative_to(ROOT)}")
+        stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        stored.update(ran)
+        RESULTS.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        DOC.write_text(rewrite_doc(DOC.read_text(), render(stored)))
+        print(f"wrote {DOC.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}")
     failed = [r for r in results if r.met is False]
     return 1 if failed and not args.quick else 0
+
+
+def render(stored: dict[str, dict[str, object]]) -> str:
+    """The results block of docs/benchmarks.md: one table per benchmark module."""
+    parts = ["All figures come from `make bench` (or the per-benchmark command shown)."]
+    for name in sorted(stored):
+        run = stored[name]
+        rows = [Result(**r) for r in run["results"]]  # type: ignore[arg-type, attr-defined]
+        parts += [
+            "",
+            f"### {name}",
+            "",
+            f"Run {run['run_at']} with `{run['command']}` ({run['seconds']} s) on "
+            f"{run['machine']}.",
+            "",
+            table(rows),
+        ]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":
