@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         ge=1024,
         description="The longest line (and so field) an extract may have, in bytes.",
     )
+    purposes_file: Path | None = Field(
+        default=None,
+        description="A purposes.yaml replacing the default purposes (residents' choices).",
+    )
     log_witnesses: list[str] = Field(
         default_factory=list,
         description="Witnesses the log asks to cosign each checkpoint, each '<vkey> <url>' "
@@ -63,6 +67,88 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Verifier keys of other logs this home's witness cosigns, besides its own "
         "log (JSON list in the environment).",
+    )
+
+    # -- web service (candour.web; docs/web.md) ----------------------------------------------
+    web_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The public URL of the web service; sign-in redirect URIs are built from it.",
+    )
+    web_secure_cookies: bool = Field(
+        default=True,
+        description="Mark cookies Secure and send HSTS; turn off only for plain-http tests/demo.",
+    )
+    web_session_max_age: int = Field(
+        default=3600, ge=60, description="How long a signed-in session lasts, in seconds."
+    )
+    web_assets_dir: Path | None = Field(
+        default=None,
+        description="GOV.UK Frontend's dist/govuk folder; node_modules in the checkout when unset.",
+    )
+    web_signin_rate_limit: int = Field(
+        default=10, ge=1, description="Sign-in attempts allowed per client address per minute."
+    )
+    web_demo_idp: bool = Field(
+        default=False,
+        description="Use the local demo identity provider; refused unless the home is a demo home.",
+    )
+    resident_oidc_issuer: str | None = Field(
+        default=None,
+        description="Residents' OpenID provider (e.g. https://oidc.account.gov.uk/); off if unset.",
+    )
+    resident_oidc_client_id: str | None = Field(default=None, description="Residents' client id.")
+    resident_oidc_client_secret: str | None = Field(
+        default=None, description="Client secret, for the client_secret_* auth methods."
+    )
+    resident_oidc_client_auth: Literal[
+        "private_key_jwt", "client_secret_basic", "client_secret_post"
+    ] = Field(default="private_key_jwt", description="How Candour authenticates to the provider.")
+    resident_oidc_private_key: Path | None = Field(
+        default=None, description="PEM private key (RSA) for private_key_jwt client auth."
+    )
+    resident_oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid"], description="Scopes asked of the residents' provider."
+    )
+    resident_oidc_vtr: str | None = Field(
+        default='["Cl.Cm.P2"]',
+        description="Vectors of trust (GOV.UK One Login); not sent when empty.",
+    )
+    resident_oidc_claims: list[str] = Field(
+        default_factory=lambda: [
+            "https://vocab.account.gov.uk/v1/coreIdentityJWT",
+            "https://vocab.account.gov.uk/v1/address",
+        ],
+        description="Userinfo claims requested with the OIDC claims parameter.",
+    )
+    resident_claims_format: Literal["govuk-one-login", "oidc"] = Field(
+        default="govuk-one-login",
+        description="Where name, birth date and postcode are read from: One Login's core "
+        "identity JWT and address claim, or standard OIDC claims.",
+    )
+    resident_core_identity_key: Path | None = Field(
+        default=None, description="PEM public key that signs One Login's core identity JWT."
+    )
+    resident_core_identity_issuer: str = Field(
+        default="https://identity.account.gov.uk/",
+        description="The expected issuer of the core identity JWT.",
+    )
+    staff_oidc_issuer: str | None = Field(
+        default=None, description="Staff's OpenID provider; staff sign-in is off when unset."
+    )
+    staff_oidc_client_id: str | None = Field(default=None, description="Staff client id.")
+    staff_oidc_client_secret: str | None = Field(default=None, description="Staff secret.")
+    staff_oidc_client_auth: Literal[
+        "private_key_jwt", "client_secret_basic", "client_secret_post"
+    ] = Field(default="client_secret_basic", description="How Candour authenticates for staff.")
+    staff_oidc_private_key: Path | None = Field(
+        default=None, description="PEM private key for staff private_key_jwt client auth."
+    )
+    staff_oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"],
+        description="Scopes asked of the staff provider.",
+    )
+    staff_roles_claim: str = Field(
+        default="roles", description="The ID token or userinfo claim listing a member's roles."
     )
 
     @field_validator("home")

@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from candour import __version__
-from candour.cli import demo, init, ledger, synth, witness
+from candour.cli import (
+    choices,
+    demo,
+    ingest,
+    init,
+    ledger,
+    link,
+    release,
+    serve,
+    synth,
+    users,
+    uses,
+    witness,
+)
 from candour.cli.common import new_app
 
 app = new_app(
@@ -32,9 +45,16 @@ def main(
 
 app.command("init")(init.init)
 app.command("synth")(synth.synth)
+app.command("ingest")(ingest.ingest)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(witness.app, name="witness")
+app.add_typer(link.app, name="link")
+app.add_typer(choices.app, name="choices")
+app.add_typer(uses.app, name="uses")
+app.add_typer(users.app, name="users")
+app.add_typer(release.app, name="release")
 
 
 def run() -> None:

@@ -43,7 +43,12 @@ class IngestBatch(Base):
     """One file received from a source. The content hash makes re-ingesting a no-op."""
 
     __tablename__ = "ingest_batches"
-    __table_args__ = (UniqueConstraint("source", "content_sha256"),)
+    # AUTOINCREMENT on SQLite: a rolled-back batch's id is never reused, so rows a crashed
+    # ingest left tagged with it can never be mistaken for a later batch's.
+    __table_args__ = (
+        UniqueConstraint("source", "content_sha256"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(String(64), index=True)

@@ -1,0 +1,137 @@
+"""The engines linkage runs on, behind one small interface: DuckDB (embedded) and Spark.
+
+Both open a Splink database API whose spill and checkpoint files live in the workspace, and
+register the prepared identity table under the same name, so the rest of linkage does not
+know which engine it is talking to.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from candour.config import Settings
+from candour.errors import CandourError
+from candour.linkage.workspace import Workspace
+
+EngineName = Literal["duckdb", "spark"]
+INPUT_TABLE = "candour_identities"
+
+
+class EngineError(CandourError):
+    """The requested engine cannot be started."""
+
+
+@dataclass
+class Engine:
+    """An open engine: Splink's database API and the registered identity table."""
+
+    name: EngineName
+    db_api: Any
+    identities: Any  # Splink SplinkDataFrame
+    _registered: int = 0
+
+    def next_id(self) -> int:
+        """A number unique within this engine, for naming registered tables."""
+        self._registered += 1
+        return self._registered
+
+    def register_arrow(self, table: Any, name: str) -> Any:
+        """Register a small pyarrow table (e.g. review decisions) and return its Splink frame."""
+        name = f"{name}_{self.next_id()}"
+        if self.name == "duckdb":
+            return self.db_api.register(table, table_name=name)
+        spark = self.db_api.spark
+        frame = spark.createDataFrame(table.to_pylist(), schema=_spark_schema(table))
+        frame.createOrReplaceTempView(name)
+        return self.db_api.register(name, table_name=f"{name}_registered")
+
+
+def _spark_schema(table: Any) -> str:
+    kinds = {"string": "string", "double": "double", "int64": "bigint", "int32": "int"}
+    return ", ".join(f"{f.name} {kinds.get(str(f.type), 'string')}" for f in table.schema)
+
+
+def _duckdb_memory_limit() -> str:
+    # Leave headroom for Python and pyarrow on the same machine: three quarters of RAM, at
+    # most 6 GB, which keeps a whole run inside the 8 GB the issue allows.
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return "4GB"
+    gigabytes = max(1, min(6, int(total * 0.75 / 2**30)))
+    return f"{gigabytes}GB"
+
+
+@contextmanager
+def _duckdb(space: Workspace) -> Iterator[Engine]:
+    import duckdb
+    from splink import DuckDBAPI
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"SET temp_directory = '{space.engine_dir}'")
+        con.execute(f"SET memory_limit = '{_duckdb_memory_limit()}'")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(
+            f"CREATE TABLE {INPUT_TABLE} AS SELECT * FROM read_parquet('{space.identities}')"
+        )
+        db_api = DuckDBAPI(connection=con)
+        identities = db_api.register(INPUT_TABLE, table_name="identities")
+        yield Engine("duckdb", db_api, identities)
+    finally:
+        con.close()
+
+
+@contextmanager
+def _spark(space: Workspace, master: str) -> Iterator[Engine]:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - pyspark is a pinned dependency
+        raise EngineError("the Spark engine needs pyspark; reinstall Candour") from exc
+    from splink import SparkAPI
+    from splink.backends.spark import similarity_jar_location
+
+    checkpoints = space.engine_dir / "checkpoints"
+    builder = (
+        SparkSession.builder.appName("candour-link")
+        .master(master)
+        .config("spark.jars", similarity_jar_location())
+        .config("spark.local.dir", str(space.engine_dir))
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.default.parallelism", "8")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.warehouse.dir", str(space.engine_dir / "warehouse"))
+    )
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # Java missing or a bad master URL: the operator can fix it
+        raise EngineError(f"cannot start Spark at {master}: {exc}") from exc
+    try:
+        spark.sparkContext.setCheckpointDir(str(checkpoints))
+        spark.sparkContext.setLogLevel("ERROR")
+        spark.read.parquet(str(space.identities)).createOrReplaceTempView(INPUT_TABLE)
+        db_api = SparkAPI(spark_session=spark, break_lineage_method="parquet")
+        identities = db_api.register(INPUT_TABLE, table_name="identities")
+        yield Engine("spark", db_api, identities)
+    finally:
+        # A session per run: its local and checkpoint directories are in this workspace,
+        # which is about to be removed.
+        spark.stop()
+
+
+@contextmanager
+def open_engine(name: EngineName, space: Workspace, settings: Settings) -> Iterator[Engine]:
+    """Open ``name`` over the identities written to ``space``."""
+    if name == "duckdb":
+        with _duckdb(space) as engine:
+            yield engine
+    elif name == "spark":
+        with _spark(space, settings.spark_master) as engine:
+            yield engine
+    else:
+        raise EngineError(f"unknown engine {name!r}; use duckdb or spark")

@@ -1,0 +1,256 @@
+"""Shared by the web tests: a data home with a log, a real OIDC provider, a live server.
+
+The OIDC provider is ``oidc-provider-mock`` (an independent, Authlib-based OpenID provider) run
+on a real socket in a thread. A thin WSGI wrapper records the requests the app sends it, so
+tests can check the PKCE challenge and the ``private_key_jwt`` client assertion on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import httpx
+import oidc_provider_mock
+import uvicorn
+import werkzeug.serving
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+import candour.ledger as ledger
+from candour.config import Settings
+from candour.initialise import initialise_home
+from candour.web.identity import IdentityClaims
+
+CLIENT_ID = "candour-test-client"
+ONE_LOGIN_ISSUER = "https://identity.test.example/"
+
+
+def make_home(root: Path, entries: int = 300, **overrides: Any) -> Settings:
+    """An initialised data home whose log has ``entries`` ingest entries (one full tile+)."""
+    settings = Settings(home=root / "home", web_secure_cookies=False, **overrides)
+    initialise_home(settings)
+    if entries:
+        ledger.record_many(
+            [
+                (
+                    "ingest",
+                    {"source": "council-tax", "file_hash": f"{i:064x}", "rows": i, "rejected": 0},
+                )
+                for i in range(entries)
+            ],
+            settings=settings,
+        )
+    return settings
+
+
+class DictMatcher:
+    """Matches an exact (given names, family name, birth date, postcode) to one person."""
+
+    def __init__(self, people: dict[tuple[str, str, str, str | None], str]) -> None:
+        self.people = people
+        self.seen: list[IdentityClaims] = []
+
+    def match(self, claims: IdentityClaims) -> str | None:
+        self.seen.append(claims)
+        key = (claims.given_names, claims.family_name, claims.birth_date.isoformat(),
+               claims.postcode)
+        return self.people.get(key)
+
+
+@dataclass
+class Recorder:
+    """WSGI middleware that keeps each request's path, query, form and headers."""
+
+    app: Callable[..., Iterable[bytes]]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    client_keys: dict[str, Any] = field(default_factory=dict)
+    seen_jti: set[str] = field(default_factory=set)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        import io
+
+        form = parse_qs(body.decode("latin-1"))
+        if environ.get("PATH_INFO") == "/oauth2/token" and "client_assertion" in form:
+            # oidc-provider-mock does not implement private_key_jwt, so check the assertion
+            # here as a provider would (RFC 7523) and only then let the request through.
+            client_id = self.check_assertion(environ, form)
+            if client_id is None:
+                start_response("401 Unauthorized", [("Content-Type", "application/json")])
+                return [b'{"error": "invalid_client"}']
+            # Re-present the verified client to the mock in a form it accepts (it takes any
+            # secret for an unregistered client).
+            body += f"&client_id={quote(client_id)}&client_secret=assertion-verified".encode()
+            environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input"] = io.BytesIO(body)
+        self.requests.append(
+            {
+                "path": environ.get("PATH_INFO", ""),
+                "query": parse_qs(environ.get("QUERY_STRING", "")),
+                "form": parse_qs(body.decode("latin-1")),
+                "authorization": environ.get("HTTP_AUTHORIZATION"),
+            }
+        )
+        return self.app(environ, start_response)
+
+    def check_assertion(self, environ: dict[str, Any], form: dict[str, list[str]]) -> str | None:
+        """The client id of a valid private_key_jwt assertion, or None."""
+        if form.get("client_assertion_type") != [
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ]:
+            return None
+        token = form["client_assertion"][0]
+        for client_id, key in self.client_keys.items():
+            try:
+                decoded = jwt.decode(token, key, algorithms=["RS256", "ES256", "PS256"])
+                host = environ.get("HTTP_HOST", "")
+                jwt.JWTClaimsRegistry(
+                    iss={"essential": True, "value": client_id},
+                    sub={"essential": True, "value": client_id},
+                    aud={"essential": True, "value": f"http://{host}/oauth2/token"},
+                    exp={"essential": True},
+                    jti={"essential": True},
+                ).validate(decoded.claims)
+            except Exception:
+                continue
+            jti = decoded.claims["jti"]
+            if jti in self.seen_jti:  # a replayed assertion
+                return None
+            self.seen_jti.add(jti)
+            return client_id
+        return None
+
+    def last(self, path: str) -> dict[str, Any]:
+        return [r for r in self.requests if r["path"] == path][-1]
+
+
+@dataclass
+class Provider:
+    """A running provider: its issuer URL and the recorder of what it was sent."""
+
+    issuer: str
+    recorder: Recorder
+
+    def set_user(self, sub: str, claims: dict[str, Any]) -> None:
+        response = httpx.put(f"{self.issuer}/users/{quote(sub, safe='')}", json=claims)
+        assert response.status_code == 204, response.text
+
+
+@contextmanager
+def oidc_provider() -> Iterator[Provider]:
+    """Start oidc-provider-mock on a free localhost port; stop it afterwards."""
+    recorder = Recorder(oidc_provider_mock.app(require_nonce=True))
+    server = werkzeug.serving.make_server("localhost", 0, recorder, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield Provider(f"http://localhost:{server.server_port}", recorder)
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(app: Any, port: int) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the web server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def rsa_private_key_pem(path: Path) -> rsa.RSAPrivateKey:
+    """Write a new RSA private key to ``path`` as PEM and return it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return key
+
+
+def one_login_identity_key(path: Path) -> ECKey:
+    """A P-256 key standing in for One Login's identity signing key; its public half at path."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return ECKey.import_key(pem)
+
+
+def core_identity_jwt(
+    key: ECKey, sub: str, given: str, family: str, born: str, *, vot: str = "P2",
+    issuer: str = ONE_LOGIN_ISSUER, audience: str = CLIENT_ID,
+) -> str:
+    """A core identity JWT shaped like GOV.UK One Login's, signed with ``key`` (ES256)."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": sub,
+        "nbf": now - 5,
+        "iat": now,
+        "exp": now + 600,
+        "vot": vot,
+        "vtm": "https://oidc.test.example/trustmark",
+        "vc": {
+            "type": ["VerifiableCredential", "IdentityCheckCredential"],
+            "credentialSubject": {
+                "name": [
+                    {
+                        "nameParts": [
+                            {"type": "GivenName", "value": given},
+                            {"type": "FamilyName", "value": family},
+                        ]
+                    }
+                ],
+                "birthDate": [{"value": born}],
+            },
+        },
+    }
+    return jwt.encode({"alg": "ES256"}, claims, key)
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge for a PKCE verifier."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

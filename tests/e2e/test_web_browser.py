@@ -1,0 +1,231 @@
+"""In a real browser (Playwright driving Debian's chromium): pages, CSP, axe-core, keyboard.
+
+axe-core (from node_modules, installed by scripts/setup-web.sh) must report zero WCAG 2.2 A/AA
+violations on every page. The CSP is checked in a normal context (no violations, GOV.UK Frontend
+starts); axe runs in a context that bypasses CSP only so it can be injected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from candour.web import create_app
+from e2e.support import (
+    CLIENT_ID,
+    DictMatcher,
+    Provider,
+    free_port,
+    live_server,
+    make_home,
+    oidc_provider,
+)
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+PERSON = "P-ABCDEFGHJKMN"
+ALICE = {"given_name": "Alice", "family_name": "Smith", "birthdate": "1980-02-29",
+         "address": {"postal_code": "AB1 2CD"}}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provider]]:
+    if not CHROMIUM.exists() or not AXE.exists():
+        pytest.fail("browser tests need chromium and axe-core: run scripts/setup-web.sh")
+    with oidc_provider() as provider:
+        provider.set_user("alice", ALICE)
+        provider.set_user("nobody", {**ALICE, "given_name": "Nobody"})
+        provider.set_user("iris", {"name": "Iris Green", "roles": ["ig", "checker"]})
+        port = free_port()
+        settings = make_home(
+            tmp_path_factory.mktemp("e2e"),
+            entries=300,
+            web_base_url=f"http://127.0.0.1:{port}",
+            resident_oidc_issuer=provider.issuer,
+            resident_oidc_client_id=CLIENT_ID,
+            resident_oidc_client_secret="resident-secret",
+            resident_oidc_client_auth="client_secret_basic",
+            resident_oidc_scopes=["openid", "profile", "address"],
+            resident_oidc_vtr="",
+            resident_oidc_claims=[],
+            resident_claims_format="oidc",
+            staff_oidc_issuer=provider.issuer,
+            staff_oidc_client_id="staff-client",
+            staff_oidc_client_secret="staff-secret",
+            web_signin_rate_limit=1000,
+        )
+        matcher = DictMatcher({("Alice", "Smith", "1980-02-29", "AB1 2CD"): PERSON})
+        with live_server(create_app(settings, matcher=matcher), port) as base:
+            yield base, provider
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1024, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in result["violations"]
+    ]
+
+
+def check_page(page: Page, name: str) -> None:
+    assert axe_violations(page) == [], f"axe violations on {name}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in_with_mouse(page: Page, base: str, start: str, sub: str) -> None:
+    page.goto(base + start)
+    page.get_by_role("button", name="Continue to sign in").click()
+    page.get_by_placeholder("sub").fill(sub)
+    page.get_by_role("button", name="Authorize").click()
+
+
+def test_public_pages_pass_axe(site: tuple[str, Provider], page: Page) -> None:
+    base, _ = site
+    for path, name in [
+        ("/", "home"),
+        ("/transparency", "transparency"),
+        ("/transparency?start=0", "transparency-oldest"),
+        ("/transparency/entries/299", "entry"),
+        ("/sign-in", "sign-in"),
+        ("/staff/sign-in", "staff-sign-in"),
+        ("/sign-in/not-confirmed", "not-confirmed"),
+        ("/signed-out", "signed-out"),
+        ("/no-such-page", "not-found"),
+    ]:
+        page.goto(base + path)
+        assert page.locator("h1").count() == 1, path
+        check_page(page, name)
+
+
+def test_csp_allows_govuk_frontend_and_nothing_inline(
+    site: tuple[str, Provider], browser: Browser
+) -> None:
+    base, _ = site
+    context = browser.new_context()  # CSP enforced
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(base + "/transparency")
+    page.wait_for_load_state("networkidle")
+    body_class = page.locator("body").get_attribute("class") or ""
+    assert "govuk-frontend-supported" in body_class and "js-enabled" in body_class
+    # GOV.UK Frontend's JavaScript ran: the service navigation's menu button is initialised.
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.locator(".govuk-service-navigation__toggle").is_visible()
+    assert problems == []
+    # An inline script is refused by the policy.
+    page.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.__inline = 1'; document.body.appendChild(s); }""")
+    assert page.evaluate("window.__inline") is None
+    context.close()
+
+
+def test_core_journey_works_without_javascript(
+    site: tuple[str, Provider], browser: Browser
+) -> None:
+    base, _ = site
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(base + "/transparency")
+    page.get_by_role("link", name="Older").click()
+    assert "start=" in page.url
+    page.get_by_role("link", name="Entry 270", exact=True).click()
+    assert page.locator("h1").inner_text() == "Log entry 270"
+    sign_in_with_mouse(page, base, "/sign-in", "alice")
+    assert page.url == base + "/me"
+    page.get_by_role("button", name="Sign out").click()
+    assert page.locator("h1").inner_text() == "You have signed out"
+    context.close()
+
+
+def test_resident_and_staff_pages_pass_axe(site: tuple[str, Provider], page: Page) -> None:
+    base, _ = site
+    sign_in_with_mouse(page, base, "/sign-in", "alice")
+    assert page.url == base + "/me"
+    check_page(page, "me")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in_with_mouse(page, base, "/staff/sign-in", "iris")
+    assert page.url == base + "/staff"
+    assert "Output checker" in page.locator("main").inner_text()
+    check_page(page, "staff")
+
+
+def _tab_to(page: Page, pattern: str, limit: int = 40) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        text = page.evaluate(
+            "() => (document.activeElement.innerText || document.activeElement.value || "
+            "document.activeElement.getAttribute('placeholder') || '').trim()"
+        )
+        if re.search(pattern, text):
+            return
+    raise AssertionError(f"could not reach {pattern!r} with the keyboard")
+
+
+def test_keyboard_only_sign_in_and_sign_out(site: tuple[str, Provider], page: Page) -> None:
+    base, provider = site
+    page.goto(base + "/")
+    _tab_to(page, r"^Skip to main content$")
+    _tab_to(page, r"^Sign in$")
+    page.keyboard.press("Enter")
+    page.wait_for_url(base + "/sign-in")
+    _tab_to(page, r"Continue to sign in")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(provider.issuer) + "/oauth2/authorize"))
+    # On the provider's page: type the subject, then submit with Enter.
+    _tab_to(page, r"^sub$")
+    page.keyboard.type("alice")
+    page.keyboard.press("Enter")
+    page.wait_for_url(base + "/me")
+    assert page.locator("h1").inner_text() == "Your data"
+    # Focus is visible on the sign-out button, and it works from the keyboard.
+    _tab_to(page, r"^Sign out$")
+    outline = page.evaluate("getComputedStyle(document.activeElement).backgroundColor")
+    assert outline == "rgb(255, 221, 0)"
+    page.keyboard.press("Enter")
+    page.wait_for_url(base + "/signed-out")
+    page.goto(base + "/me")
+    assert page.url == base + "/sign-in"
+
+
+def test_unmatched_resident_sees_the_safe_page(site: tuple[str, Provider], page: Page) -> None:
+    base, _ = site
+    sign_in_with_mouse(page, base, "/sign-in", "nobody")
+    assert page.url == base + "/sign-in/not-confirmed"
+    assert page.locator("h1").inner_text() == "We could not confirm who you are"
+    check_page(page, "not-confirmed-after-sign-in")
