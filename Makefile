@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# Python packages are reinstalled only when pyproject.toml changes; the system and npm parts
+# check themselves each time (both are quick when nothing is missing).
 setup: $(STAMP)
+	@scripts/setup-system.sh
+	@scripts/setup-web.sh
 
 services:
 	@scripts/ensure-postgres.sh
@@ -32,9 +36,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-## make unit                 the fast tests only, for the edit-test loop
+## make unit                 the fast tests only (no slow, Spark or browser tests)
 unit: setup services
-	$(BIN)/pytest -m "not slow and not spark" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not spark and not e2e" $(PYTEST_ARGS)
 
 ## make bench                every benchmark at full scale; rewrites docs/benchmarks.md
 bench: setup services
