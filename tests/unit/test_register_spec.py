@@ -65,43 +65,49 @@ def _replace(old: str, new: str) -> str:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (EXAMPLE + "colour: blue\n", r"use.yaml:23: colour: unknown key 'colour' \(allowed: title"),
+        (
+            EXAMPLE + "colour: blue\n",
+            r"use.yaml: line 23: colour: unknown key 'colour' \(allowed: title",
+        ),
         (
             _replace("  common_law:", "  article_10: x\n  common_law:"),
-            r"use.yaml:12: legal_basis.article_10: unknown key",
+            r"use.yaml: line 12: legal_basis.article_10: unknown key",
         ),
         (EXAMPLE + "title: again\n", r"use.yaml: line 23: key 'title' repeats line 1"),
         (
             _replace("team: Public Health Intelligence\n", ""),
-            r"use.yaml: team: this key is required",
+            r"use.yaml: team: this required key is missing",
         ),
         (
             _replace("[visit_date]", "[Visit Date]"),
-            r"use.yaml:17: grants.fire_home_safety_visits: 'Visit Date' is not a column name",
+            r"use.yaml: line 17: grants.fire_home_safety_visits: 'Visit Date' is not a column name",
         ),
         (
             _replace("[visit_date]", "[]"),
-            r"use.yaml:17: grants.fire_home_safety_visits: must be \"\*\"",
+            r"use.yaml: line 17: grants.fire_home_safety_visits: must be \"\*\"",
         ),
-        (_replace('"*"', '"all"'), r"use.yaml:16: grants.ae_attendances: must be"),
+        (_replace('"*"', '"all"'), r"use.yaml: line 16: grants.ae_attendances: must be"),
         (_replace("ends: 2027-12-31", "ends: 2025-12-31"), r"ends \(2025-12-31\) is before starts"),
         (
             _replace('  dpa_schedule_1: "Part 1 paragraph 2"\n', ""),
-            r"use.yaml:8: legal_basis: Art 9\(2\)\(h\) needs a DPA 2018 Schedule 1 condition",
+            r"use.yaml: line 8: legal_basis: Art 9\(2\)\(h\) needs a DPA 2018 Schedule 1 condition",
         ),
-        (_replace('"6(1)(e) public task"', '"public task"'), r"use.yaml:9: legal_basis.article_6"),
+        (
+            _replace('"6(1)(e) public task"', '"public task"'),
+            r"use.yaml: line 9: legal_basis.article_6",
+        ),
         (
             _replace("dp_epsilon: null", "dp_epsilon: 1.0").replace(
                 "output: aggregate", "output: record-level"
             ),
             r"dp_epsilon\) is for aggregate output only",
         ),
-        (_replace("dp_epsilon: null", "dp_epsilon: -1"), r"use.yaml:20: dp_epsilon"),
-        (_replace("threshold: 10", "threshold: true"), r"use.yaml:19: disclosure.threshold"),
+        (_replace("dp_epsilon: null", "dp_epsilon: -1"), r"use.yaml: line 20: dp_epsilon"),
+        (_replace("threshold: 10", "threshold: true"), r"use.yaml: line 19: disclosure.threshold"),
         (_replace("analysts: [ana]", "analysts: [ana, ana]"), r"names an analyst twice"),
-        (_replace("applicant: ana", "applicant: Ana Smith"), r"use.yaml:13: applicant"),
-        (_replace("output: aggregate", "output: rows"), r"use.yaml:18: output"),
-        ("title: [unclosed\n", r"use.yaml:2: not valid YAML"),
+        (_replace("applicant: ana", "applicant: Ana Smith"), r"use.yaml: line 13: applicant"),
+        (_replace("output: aggregate", "output: rows"), r"use.yaml: line 18: output"),
+        ("title: [unclosed\n", r"use.yaml: line 2: not valid YAML"),
         ("- a list\n", r"must be a mapping of the keys title"),
     ],
 )

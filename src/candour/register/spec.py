@@ -13,19 +13,18 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from candour.errors import CandourError
+from candour.yamlspec import parse_model
 
 OutputType = Literal["aggregate", "record-level"]
 OUTPUTS: tuple[str, ...] = ("aggregate", "record-level")
@@ -168,90 +167,9 @@ class UseSpec(BaseModel):
 KEYS: tuple[str, ...] = tuple(UseSpec.model_fields)
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe loader that refuses a key repeated in one mapping (PyYAML keeps the last)."""
-
-
-def _no_repeats(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise SpecError(
-                f"line {key_node.start_mark.line + 1}: key {key!r} repeats line {seen[key]}"
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_repeats)
-
-
-def _line_of(root: yaml.Node | None, loc: tuple[Any, ...], key_only: bool) -> int | None:
-    """The 1-based line of the node at pydantic's error location ``loc``."""
-    if root is None or not loc:
-        return None
-    node: yaml.Node = root
-    key_line: int | None = None
-    for depth, part in enumerate(loc):
-        last = depth == len(loc) - 1
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    key_line = int(key_node.start_mark.line) + 1
-                    if last and key_only:
-                        return key_line
-                    node = value_node
-                    break
-            else:
-                continue  # a pydantic-internal part (a union branch name): skip it
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part < len(node.value):
-                node = node.value[part]
-    if isinstance(node, yaml.MappingNode) and key_line is not None:
-        return key_line  # a rule about a whole section: point at its key, not its first child
-    return int(node.start_mark.line) + 1
-
-
 def parse_use(text: str, where: str = "use.yaml") -> UseSpec:
     """Parse and validate a ``use.yaml``'s text; errors name ``where``, the line and key."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except SpecError as exc:
-        raise SpecError(f"{where}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at_line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{where}{at_line}: not valid YAML: {problem}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{where}: must be a mapping of the keys {', '.join(KEYS)}")
-    try:
-        return UseSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        extra = first["type"] == "extra_forbidden"
-        line = _line_of(root, loc, key_only=extra or first["type"] == "missing")
-        path = ".".join(str(p) for p in loc if not _is_internal(p)) or "(top level)"
-        if extra:
-            allowed = KEYS if len(loc) == 1 else ()
-            message = f"unknown key {loc[-1]!r}" + (
-                f" (allowed: {', '.join(allowed)})" if allowed else ""
-            )
-        elif first["type"] == "missing":
-            message = "this key is required"
-            line = None if len(loc) == 1 else _line_of(root, loc[:-1], key_only=True)
-        else:
-            message = str(first["msg"]).removeprefix("Value error, ")
-        at = f":{line}" if line is not None else ""
-        raise SpecError(f"{where}{at}: {path}: {message}") from None
-
-
-def _is_internal(part: Any) -> bool:
-    # pydantic names union branches and function validators in locations; users never wrote them.
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+    return parse_model(text, UseSpec, where, SpecError, top_level_keys=KEYS)
 
 
 def load_use(path: Path) -> UseSpec:

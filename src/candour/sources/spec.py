@@ -1,19 +1,20 @@
 """The ``sources.yaml`` format, version 1: which files a service sends and what their columns mean.
 
-This module is a leaf: it imports nothing else from Candour but its error type, so that the
-synthetic county can write files in exactly the format that ingest reads (see docs/sources.md).
+This module is a leaf: it imports nothing else from Candour but its error type and YAML
+reader, so that the synthetic county can write files in exactly the format that ingest reads
+(see docs/sources.md).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from candour.errors import CandourError
+from candour.yamlspec import parse_model
 
 SOURCE_NAME = re.compile(r"^[a-z0-9_]+$")
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -209,63 +210,6 @@ def load_sources(path: Path) -> SourcesFile:
 
 def parse_sources(text: str, path: Path | str = "sources.yaml") -> SourcesFile:
     """Validate ``sources.yaml`` text; ``path`` is used only in error messages."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "somewhere"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SourcesFileError(f"{path}: {where}: not valid YAML: {problem}") from exc
-    if not isinstance(data, dict):
-        raise SourcesFileError(f"{path}: expected a mapping with `version: 1` and `sources:`")
-    try:
-        return SourcesFile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        location = tuple(first["loc"])
-        message = _describe(first)
-        line = _line_of(root, location)
-        where = f"line {line}: " if line else ""
-        raise SourcesFileError(f"{path}: {where}{_yaml_path(location)}: {message}") from exc
-
-
-def _describe(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown key; check the spelling against docs/sources.md"
-    if error["type"] == "missing":
-        return "required key is missing"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
-
-
-def _yaml_path(location: tuple[Any, ...]) -> str:
-    text = ""
-    for part in location:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
-def _line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``location`` (or its nearest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in location:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    # An unknown key is best reported at the key itself.
-                    node = value if part != location[-1] else key
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
+    return parse_model(
+        text, SourcesFile, str(path), SourcesFileError, top_level_keys=("version", "sources")
+    )
