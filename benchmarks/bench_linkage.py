@@ -1,10 +1,12 @@
-"""Standardised identity records with known truth, for linkage tests and benchmarks.
+"""The linkage benchmark, and a second, differently shaped generator of identity records.
 
-The synthetic county (``candour synth`` then ``candour ingest``) is the real source of test data;
-this generator exists so that linkage can be measured at sizes and shapes the county does not
-produce cheaply (a million records, a 5% later batch) and without going through the vault.
-It deliberately uses its own error model and its own spellings (e.g. upper-case names, some
-postcodes without a space), so the automatic model is not tuned to one generator's habits.
+The benchmark (``run``) measures what issue 3 asks, on the synthetic county ingested through
+the real CLI and linked through the vault: quality at 100,000 people, id stability after a
+later 5% batch, and speed at a million records with bare Splink run beside it.
+
+The generator below (``make_records``) is the second dataset the tests use, so the automatic
+model is never tuned to the county alone. It deliberately uses its own error model and its
+own spellings (e.g. upper-case names, some postcodes without a space).
 
 Each row is one source record: ``record_key, source, given_name, middle_name, family_name,
 date_of_birth (ISO text), sex, postcode, address, nhs_number`` plus ``person`` (the truth) and
@@ -13,7 +15,9 @@ date_of_birth (ISO text), sex, postcode, address, nhs_number`` plus ``person`` (
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -279,17 +283,73 @@ def make_records(
 
 QUALITY_PEOPLE = 100_000
 SPEED_RECORDS = 1_000_000
+# The county has about 3.6 records per resident (six services); this many residents give a
+# little over a million source records.
+SPEED_PEOPLE = 280_000
+LATER_SHARE = 0.05
 
 
-def _home(root: str) -> Any:
-    from pathlib import Path
+def _county(root: Path, people: int, seed: int) -> Any:
+    """A data home holding a synthetic county, ingested through the real CLI."""
+    import subprocess
+    import sys
 
     from candour.config import Settings
-    from candour.initialise import initialise_home
 
-    settings = Settings(home=Path(root) / "home")
-    initialise_home(settings)
-    return settings
+    home = root / f"home-{people}"
+    cli = [sys.executable, "-c", "from candour.cli.main import run; run()"]
+    for args in (
+        ["init", "--home", str(home)],
+        ["synth", "--people", str(people), "--seed", str(seed), "--out", str(home / "synth")],
+        ["ingest", str(home / "synth" / "sources.yaml"), "--home", str(home)],
+    ):
+        subprocess.run([*cli, *args], check=True, capture_output=True)
+    return Settings(home=home)
+
+
+def _later(record_key: str) -> bool:
+    """Whether a record belongs to the later 5% batch (a stable hash of its key)."""
+    import hashlib
+
+    digest = hashlib.blake2b(record_key.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") < LATER_SHARE * 2**32
+
+
+def _first_delivery(settings: Any) -> Any:
+    """The vault's identities without the later batch: the home as it was a month earlier."""
+    from contextlib import contextmanager
+
+    import pyarrow.compute as pc
+
+    from candour.linkage.inputs import vault_provider
+
+    inner = vault_provider(settings)
+
+    @contextmanager
+    def provide(reason: str) -> Any:
+        with inner(reason) as (root, table):
+            keys = table["record_key"].to_pylist()
+            keep = pa.array([not _later(k) for k in keys])
+            yield root, table.filter(pc.and_(keep, pc.is_valid(table["record_key"])))
+
+    return provide
+
+
+def _keeping(settings: Any, stash: list[pa.Table]) -> Any:
+    """The vault provider, keeping a reference to the identities it decrypted (for bare Splink)."""
+    from contextlib import contextmanager
+
+    from candour.linkage.inputs import vault_provider
+
+    inner = vault_provider(settings)
+
+    @contextmanager
+    def provide(reason: str) -> Any:
+        with inner(reason) as (root, table):
+            stash.append(table)
+            yield root, table
+
+    return provide
 
 
 def _bare_splink(identities: pa.Table) -> float:
@@ -317,65 +377,101 @@ def _bare_splink(identities: pa.Table) -> float:
     return elapsed()
 
 
-def run(quick: bool) -> list[Result]:
-    """Quality, speed (with bare Splink beside it) and id stability of linkage."""
-    import tempfile
+def _quality_and_stability(root: Path, quick: bool) -> list[Result]:
+    from sqlalchemy import select
 
-    from candour.linkage.evaluate import score
-    from candour.linkage.inputs import table_provider
+    from candour.linkage.evaluate import read_truth, score
     from candour.linkage.outputs import current_index
     from candour.linkage.runs import link
+    from candour.store import transaction
+    from candour.store.linkage import PersonChange
 
-    results: list[Result] = []
-    people = 2_000 if quick else QUALITY_PEOPLE
-    data = make_records(people, seed=21, later_share=0.05)
-    truth = dict(zip(data.table["record_key"].to_pylist(), data.table["person"].to_pylist(),
-                     strict=True))
-    with tempfile.TemporaryDirectory() as root:
-        settings = _home(root)
-        first = link(settings, provider=table_provider(data.batch(0).drop_columns(
-            ["person", "batch"])))
-        quality = score(current_index(settings), truth)
-        results.append(Result(
+    people = 1_500 if quick else QUALITY_PEOPLE
+    settings = _county(root, people, seed=11)
+    truth = read_truth(settings.home / "synth" / "truth" / "records.csv")
+    first = link(settings, provider=_first_delivery(settings))
+    before = current_index(settings)
+    first_quality = score(before, truth)
+    second = link(settings)
+    after = current_index(settings)
+    quality = score(after, truth)
+    target = f"on {QUALITY_PEOPLE:,} people"
+    results = [
+        Result(
             "linkage pairwise precision", quality.pairwise_precision, "",
-            f">= 0.995 on {QUALITY_PEOPLE:,} people", None if quick else
-            quality.pairwise_precision >= 0.995,
-            notes=f"{people:,} people, {first.records:,} records, generated (bench_linkage)",
+            f">= 0.995 {target}", None if quick else quality.pairwise_precision >= 0.995,
+            notes=f"synthetic county, {people:,} people, {second.records:,} records, through "
+            "ingest and the vault, default threshold",
             extra={"recall": quality.pairwise_recall, "bcubed_precision":
-                   quality.bcubed_precision, "bcubed_recall": quality.bcubed_recall},
-        ))
-        results.append(Result(
-            "linkage pairwise F1", quality.pairwise_f1, "", ">= 0.98",
+                   quality.bcubed_precision, "bcubed_recall": quality.bcubed_recall,
+                   "first_run_precision": first_quality.pairwise_precision,
+                   "first_run_recall": first_quality.pairwise_recall},
+        ),
+        Result(
+            "linkage pairwise F1", quality.pairwise_f1, "", f">= 0.98 {target}",
             None if quick else quality.pairwise_f1 >= 0.98,
-        ))
-        before = current_index(settings)
-        link(settings, provider=table_provider(data.table.drop_columns(["person", "batch"])))
-        after = current_index(settings)
-        old_ids = set(before.values())
-        kept = {p for k, p in before.items() if after.get(k) == p}
-        share = len(kept) / len(old_ids)
-        results.append(Result(
-            "person ids kept after a 5% batch", share, "", ">= 0.999",
-            None if quick else share >= 0.999, notes=f"{len(old_ids):,} persons before",
-        ))
-    speed_people = 800 if quick else int(SPEED_RECORDS / 2.5)
-    data = make_records(speed_people, seed=22)
-    identities = data.table.drop_columns(["person", "batch"])
-    with tempfile.TemporaryDirectory() as root:
-        settings = _home(root)
-        with stopwatch() as elapsed:
-            run_result = link(settings, provider=table_provider(identities))
-        ours = elapsed()
-        bare = _bare_splink(identities)
-        ratio = ours / bare
-        results.append(Result(
+            notes=f"recall {quality.pairwise_recall:.4f}",
+        ),
+    ]
+    old_ids = set(before.values())
+    kept = old_ids & set(after.values())
+    share = len(kept) / len(old_ids)
+    with transaction(settings) as session:
+        changes = session.scalars(
+            select(PersonChange).where(PersonChange.run_id == second.run_id)
+        ).all()
+        named = {old for c in changes for old in json.loads(c.old_ids)}
+    unrecorded = len((old_ids - kept) - named)
+    results.append(Result(
+        "person ids kept after a 5% batch", share, "", ">= 0.999",
+        None if quick else share >= 0.999 and unrecorded == 0,
+        notes=f"{len(old_ids):,} persons before; {second.records - first.records:,} new "
+        f"records; merges {second.merges}, splits {second.splits}, retired {second.retired}; "
+        f"{len(changes)} changes recorded, {unrecorded} ids changed without a record",
+        extra={"merges": second.merges, "splits": second.splits, "unrecorded": unrecorded},
+    ))
+    return results
+
+
+def _speed(root: Path, quick: bool) -> list[Result]:
+    from candour.linkage.runs import link
+
+    people = 800 if quick else SPEED_PEOPLE
+    settings = _county(root, people, seed=22)
+    stash: list[pa.Table] = []
+    with stopwatch() as elapsed:
+        run_result = link(settings, provider=_keeping(settings, stash))
+    ours = elapsed()
+    memory = peak_rss_mb()
+    bare = _bare_splink(stash.pop())
+    # What bare Splink does not do: decrypting the vault, reading the previous index,
+    # preparing fields, choosing blocking rules, the guards, re-scoring clusters, the review
+    # queue, assigning stable ids and writing the index. Shown apart from the ratio.
+    timings = run_result.timings
+    outside = timings.get("decrypt", 0.0) + timings.get("previous index", 0.0)
+    return [
+        Result(
             "linkage time, 1M records", ours, "s", "<= 240 s for 1,000,000 records (DuckDB)",
-            None if quick else ours <= 240, "bare Splink, same settings", bare, ratio,
-            notes=f"{run_result.records:,} records; overhead target <= 1.25x",
-            extra={"peak_rss_mb": peak_rss_mb()},
-        ))
-        results.append(Result(
-            "linkage peak memory", peak_rss_mb(), "MB", "<= 8,192 MB",
-            None if quick else peak_rss_mb() <= 8192,
-        ))
+            None if quick else ours <= 240 and run_result.records >= SPEED_RECORDS,
+            "bare Splink, same settings", bare, ours / bare,
+            notes=f"{run_result.records:,} records from the vault; overhead target <= 1.25x; "
+            f"without decrypting the vault {ours - outside:.0f} s "
+            f"({(ours - outside) / bare:.2f}x)",
+            extra={"peak_rss_mb": memory, **{f"t_{k}": v for k, v in timings.items()}},
+        ),
+        Result(
+            "linkage peak memory", memory, "MB", "<= 8,192 MB",
+            None if quick else memory <= 8192,
+        ),
+    ]
+
+
+def run(quick: bool) -> list[Result]:
+    """Quality and id stability on a county through ingest; speed against bare Splink."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        results = _quality_and_stability(Path(root), quick)
+    with tempfile.TemporaryDirectory() as root:
+        results += _speed(Path(root), quick)
     return results

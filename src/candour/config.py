@@ -148,7 +148,18 @@ class Settings(BaseSettings):
         description="Scopes asked of the staff provider.",
     )
     staff_roles_claim: str = Field(
-        default="roles", description="The ID token or userinfo claim listing a member's roles."
+        default="roles",
+        description="A claim listing a member's roles; it can narrow, never widen, the role "
+        "their staff user has in the register.",
+    )
+    staff_username_claim: str = Field(
+        default="preferred_username",
+        description="The staff provider's claim holding the register user name (staff_users).",
+    )
+    sources_file: Path | None = Field(
+        default=None,
+        description="The sources.yaml that describes each source (title, controller, "
+        "retention) to residents; <home>/sources.yaml, or a demo's synth/sources.yaml, if unset.",
     )
 
     @field_validator("home")

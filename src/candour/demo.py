@@ -19,8 +19,12 @@ from candour.config import Settings
 from candour.errors import CandourError
 from candour.home import Home
 from candour.initialise import initialise_home
+from candour.linkage.outputs import evaluate_index
+from candour.linkage.runs import link
 from candour.progress import ProgressCallback, silent
+from candour.sources.ingest import ingest
 from candour.synth import write_county
+from candour.warehouse import open_warehouse
 
 DEMO_MARKER = ".candour-demo"
 DEFAULT_DEMO_HOME = Path("candour-demo")
@@ -102,6 +106,17 @@ def run_demo(
         lambda: write_county(home.synth, people=people, seed=seed, progress=progress),
     )
     report.facts["county"] = county
+
+    def ingest_county() -> Any:
+        with open_warehouse(settings) as warehouse:
+            return ingest(home.synth / "sources.yaml", settings, warehouse, progress=progress)
+
+    ingested = stage("ingest", ingest_county)
+    report.facts["ingest"] = ingested
+    report.facts["link"] = stage("link", lambda: link(settings, progress=progress))
+    report.facts["quality"] = stage(
+        "evaluate", lambda: evaluate_index(settings, home.synth / "truth" / "records.csv")
+    )
     return report
 
 

@@ -254,3 +254,222 @@ def pkce_challenge(verifier: str) -> str:
     """The S256 code challenge for a PKCE verifier."""
     digest = hashlib.sha256(verifier.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+# -- a synthetic town with real people, for the portal and console tests ----------------------
+
+_TOWN: dict[tuple[int, int], Path] = {}
+
+
+def _build_town(people: int, seed: int) -> Path:
+    """Synthesise, ingest and link a county once per test session; return its home."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from candour.home import Home
+    from candour.linkage.runs import link
+    from candour.sources.ingest import ingest
+    from candour.synth import write_county
+    from candour.warehouse import open_warehouse
+
+    parent = Path(tempfile.mkdtemp(prefix="candour-town-"))
+    atexit.register(shutil.rmtree, parent, True)
+    root = parent / "home"
+    settings = Settings(home=root)
+    initialise_home(settings)
+    home = Home(settings.home)
+    write_county(home.synth, people=people, seed=seed)
+    with open_warehouse(settings) as warehouse:
+        ingest(home.synth / "sources.yaml", settings, warehouse)
+    link(settings)
+    from candour.store import dispose
+
+    dispose(settings)
+    return root
+
+
+def town(root: Path, people: int = 200, seed: int = 11, **overrides: Any) -> Settings:
+    """A private copy of a linked synthetic town (built once per session) at ``root/home``."""
+    import shutil
+
+    key = (people, seed)
+    if key not in _TOWN:
+        _TOWN[key] = _build_town(people, seed)
+    target = root / "home"
+    shutil.copytree(_TOWN[key], target)
+    return Settings(home=target, web_secure_cookies=False, **overrides)
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A synthetic resident the matcher confirms: their OIDC claims and their person id."""
+
+    person_id: str
+    claims: dict[str, Any]
+    nhs_number: str | None
+    record_keys: tuple[str, ...]
+
+
+def matched_residents(settings: Settings, wanted: int = 3) -> list[Resident]:
+    """Residents of the town (from its truth files) that the vault matcher confirms uniquely."""
+    import csv
+    from collections import Counter, defaultdict
+    from datetime import date
+
+    from candour.home import Home
+    from candour.vault import open_vault
+    from candour.web.identity import IdentityClaims
+    from candour.workflows.identity_match import VaultMatcher
+    from candour.workflows.subject_access import record_keys_of
+
+    truth = Home(settings.home).synth / "truth"
+    records: dict[str, list[str]] = defaultdict(list)
+    with (truth / "records.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            records[row["person_key"]].append(f"{row['source']}:{row['record_id']}")
+    with open_vault(settings).open_workspace(reason="test: find residents to sign in",
+                                             actor="tests") as workspace:
+        held = {r.record_key: r for r in workspace.identities()}
+    matcher = VaultMatcher(settings)
+    found: list[Resident] = []
+    with (truth / "people.csv").open() as handle:
+        for person in csv.DictReader(handle):
+            keys = [k for k in records[person["person_key"]] if k in held]
+            postcodes = Counter(held[k].postcode for k in keys if held[k].postcode)
+            if len(keys) < 2 or not postcodes:
+                continue
+            postcode = postcodes.most_common(1)[0][0]
+            claims = {
+                "given_name": person["given_name"],
+                "family_name": person["family_name"],
+                "birthdate": person["date_of_birth"],
+                "address": {"postal_code": postcode},
+            }
+            person_id = matcher.match(
+                IdentityClaims(
+                    given_names=person["given_name"],
+                    family_name=person["family_name"],
+                    birth_date=date.fromisoformat(person["date_of_birth"]),
+                    postcode=postcode,
+                )
+            )
+            if person_id is None or any(r.person_id == person_id for r in found):
+                continue
+            found.append(
+                Resident(
+                    person_id=person_id,
+                    claims=claims,
+                    nhs_number=person["nhs_number"] or None,
+                    record_keys=tuple(record_keys_of(person_id, settings=settings)),
+                )
+            )
+            if len(found) == wanted:
+                return found
+    raise AssertionError(f"the town has fewer than {wanted} residents the matcher confirms")
+
+
+def session_cookie(settings: Settings, session: dict[str, Any]) -> str:
+    """A session cookie value signed the way the app signs it (Starlette's SessionMiddleware)."""
+    import json
+
+    from itsdangerous import TimestampSigner
+
+    from candour.web.app import session_secret
+
+    data = base64.b64encode(json.dumps(session).encode())
+    return TimestampSigner(session_secret(settings).decode()).sign(data).decode()
+
+
+def resident_session(person_id: str) -> dict[str, Any]:
+    """The session of a signed-in resident."""
+    return {"resident": {"person_id": person_id, "since": int(time.time())}, "csrf": "t" * 43}
+
+
+def staff_session(user: str, roles_claim: list[str] | None = None) -> dict[str, Any]:
+    """The session of a signed-in member of staff who is register user ``user``."""
+    return {
+        "staff": {"sub": f"sub-{user}", "name": user.title(), "user": user,
+                  "claim_roles": roles_claim, "since": int(time.time())},
+        "csrf": "t" * 43,
+    }
+
+
+CSRF = "t" * 43
+
+
+USE_YAML = """\
+title: {title}
+summary: Did home safety visits reduce falls among older people?
+public_benefit: Fewer older people hurt by falls at home
+organisation: {organisation}
+team: Public Health Intelligence
+senior_responsible_owner: Director of Public Health
+purpose: {purpose}
+legal_basis:
+  article_6: "6(1)(e) public task"
+  common_law: "de-identified data; no duty of confidence breached"
+applicant: {applicant}
+analysts: [{analysts}]
+grants:
+  ae_attendances: "*"
+  fire_home_safety_visits: [visit_date]
+output: aggregate
+disclosure: {{threshold: 10, rounding: 5}}
+starts: 2026-01-01
+ends: 2099-12-31
+"""
+
+
+def use_yaml(
+    title: str = "Falls prevention evaluation",
+    *,
+    applicant: str = "ana",
+    analysts: str = "ana",
+    purpose: str = "service-evaluation",
+    organisation: str = "Wealdshire County Council",
+) -> str:
+    """A valid use.yaml for the town's sources."""
+    return USE_YAML.format(
+        title=title, applicant=applicant, analysts=analysts, purpose=purpose,
+        organisation=organisation,
+    )
+
+
+def add_staff(settings: Settings) -> None:
+    """The staff of the tests: two analysts, two IG leads, two checkers and an admin."""
+    from candour import register
+
+    for name, role in (("ana", "analyst"), ("bob", "analyst"), ("ian", "ig"), ("ida", "ig"),
+                       ("cat", "checker"), ("col", "checker"), ("adam", "admin")):
+        register.add_user(name, role, settings=settings)
+
+
+def make_use(settings: Settings, stage: str = "active", **fields: Any) -> str:
+    """A use taken to ``stage`` (draft, submitted, active or rejected); returns its id."""
+    from candour import register
+    from candour.choices import load_purposes
+
+    spec = register.parse_use(use_yaml(**fields))
+    use_id = register.apply_use(spec, purposes=load_purposes(settings), settings=settings).use_id
+    if stage == "draft":
+        return use_id
+    register.submit(use_id, spec.applicant, settings=settings)
+    if stage == "active":
+        register.approve(use_id, "ian", purposes=load_purposes(settings), settings=settings)
+    elif stage == "rejected":
+        register.reject(use_id, "ian", settings=settings)
+    return use_id
+
+
+def make_release(settings: Settings, use_id: str, created_by: str = "ana") -> str:
+    """An output with small, suppressed and rounded cells, and a pending release request."""
+    import pandas as pd
+
+    from candour.disclosure import Count, protect, request_release, save_output
+
+    table = pd.DataFrame({"area": ["Ashcombe", "Brookley", "Cresthaven", "Dunmore"],
+                          "n": [3, 12, 27, 41]})
+    result = protect(table, keys=["area"], measures=[Count("n")])
+    output = save_output(settings, result, use_id=use_id, created_by=created_by, name="falls")
+    return request_release(settings, output.output_id, user=created_by).release_id

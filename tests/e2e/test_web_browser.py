@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from candour import register
 from candour.web import create_app
 from e2e.support import (
     CLIENT_ID,
@@ -68,6 +69,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provid
             staff_oidc_client_secret="staff-secret",
             web_signin_rate_limit=1000,
         )
+        # Staff roles come from the register; iris is an output checker there.
+        register.add_user("iris", "checker", settings=settings)
         matcher = DictMatcher({("Alice", "Smith", "1980-02-29", "AB1 2CD"): PERSON})
         with live_server(create_app(settings, matcher=matcher), port) as base:
             yield base, provider

@@ -123,7 +123,7 @@ def test_a_bad_file_among_good_ones_stops_before_anything_is_written(
 ):
     spec = write_extract(tmp_path / "x")
     write_extract(tmp_path / "x", rows=[], name="gp2.csv", files="gp*.csv")
-    (tmp_path / "x" / "gp2.csv").write_bytes("patient_id\nP9\n".encode())
+    (tmp_path / "x" / "gp2.csv").write_bytes(b"patient_id\nP9\n")
     _fails(spec, settings, "gp2.csv: line 1: column 'forename'")
 
 

@@ -185,3 +185,30 @@ def test_only_the_named_source_is_ingested(settings: Settings, tmp_path: Path):
     with pytest.raises(Exception, match="no source called 'nope'"):
         run_ingest(spec, settings, source="nope")
     assert run_ingest(spec, settings, source="gp").results[0].rows_accepted == 5
+
+
+def test_a_parquet_extract_with_typed_dates(settings: Settings, tmp_path: Path):
+    directory = tmp_path / "pq"
+    spec = write_extract(directory)
+    con = duckdb.connect()
+    # Dates as real DATE columns: the declared format is used to render them for parsing.
+    con.execute(
+        f"""COPY (SELECT * REPLACE (strptime(dob, '%d/%m/%Y')::DATE AS dob,
+                                     registered::DATE AS registered)
+                  FROM read_csv('{directory / "gp.csv"}', all_varchar = true)
+                  WHERE patient_id <> 'P003')
+            TO '{directory / "gp.parquet"}' (FORMAT parquet)"""
+    )
+    con.close()
+    spec.write_text(spec.read_text().replace("files: [gp.csv]", "files: [gp.parquet]"))
+    result = run_ingest(spec, settings).results[0]
+    assert (result.rows_read, result.rows_accepted) == (4, 4)
+    vault = open_vault(settings)
+    with vault.open_workspace(reason="test: parquet read back", actor="pytest") as ws:
+        zoe = ws.records(["gp:P001"])[0]
+    dispose_vault(settings)
+    assert zoe.date_of_birth == "1980-02-03" and zoe.date_of_birth_valid
+    con = duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT event_date::VARCHAR, visits FROM gp WHERE record_key = 'gp:P001'"
+                       ).fetchall() == [("2020-01-05", 3)]
+    con.close()

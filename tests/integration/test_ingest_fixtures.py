@@ -5,7 +5,10 @@ No tests live here; other test modules import from it.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from candour import ledger
 from candour.config import Settings
 from candour.initialise import initialise_home
 from candour.sources.ingest import IngestReport, ingest
-from candour.store import IngestBatch, transaction
+from candour.store import IngestBatch, dispose, transaction
 from candour.vault import dispose_vault, open_vault
 from candour.warehouse import open_warehouse
 
@@ -97,9 +100,25 @@ def run_ingest(spec: Path, settings: Settings, **options: object) -> IngestRepor
         return ingest(spec, settings, warehouse, **options)  # type: ignore[arg-type]
 
 
+_TEMPLATE: list[Path] = []
+
+
 def initialised(settings: Settings) -> Settings:
-    """A data home made by ``candour init``."""
-    initialise_home(settings)
+    """A data home made by ``candour init``.
+
+    With the SQLite store, a home initialised once per test process is copied (keys, modes and
+    all), which is many times faster than running every migration again for each test.
+    """
+    if settings.database_url is not None or settings.home.exists():
+        initialise_home(settings)
+        return settings
+    if not _TEMPLATE:
+        root = Path(tempfile.mkdtemp(prefix="candour-home-template-"))
+        atexit.register(shutil.rmtree, root, True)
+        initialise_home(Settings(home=root / "home"))
+        dispose(Settings(home=root / "home"))
+        _TEMPLATE.append(root / "home")
+    shutil.copytree(_TEMPLATE[0], settings.home, symlinks=True)
     return settings
 
 

@@ -69,4 +69,4 @@ def test_a_bad_use_yaml_is_one_line_with_its_line_number(sqlite_settings: Settin
     use_file.write_text(EXAMPLE + "colour: blue\n")
     result = _run(sqlite_settings, "uses", "apply", "--file", str(use_file))
     assert result.exit_code == 2
-    assert f"{use_file}:23: colour: unknown key" in result.output.replace("\n", "")
+    assert f"{use_file}: line 23: colour: unknown key" in result.output.replace("\n", "")

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from candour import register
 from candour.web import create_app
 from e2e.support import (
     CLIENT_ID,
@@ -247,6 +248,8 @@ def test_staff_sign_in_keeps_roles_and_sign_out_needs_csrf(
         staff_oidc_client_id="staff-client",
         staff_oidc_client_secret="staff-secret",
     )
+    # Roles come from the register's staff users; the provider's identity names the user.
+    register.add_user("iris", "ig", settings=settings)
     client = TestClient(create_app(settings))
     assert client.get("/staff", follow_redirects=False).headers["location"] == "/staff/sign-in"
     done = sign_in(client, provider, "iris", "/staff/sign-in/start")
@@ -255,6 +258,7 @@ def test_staff_sign_in_keeps_roles_and_sign_out_needs_csrf(
     assert staff.status_code == 200 and staff.headers["cache-control"] == "no-store"
     assert "Information governance lead" in staff.text
     assert "not-a-role" not in staff.text
+    assert client.get("/staff/uses").status_code == 200
     # Staff are not residents.
     assert client.get("/me", follow_redirects=False).status_code == 303
 
@@ -293,3 +297,29 @@ def test_provider_down_is_a_clear_page(tmp_path: Path) -> None:
     page = TestClient(create_app(settings)).get("/sign-in/start")
     assert page.status_code == 503
     assert "Sign-in is not working at the moment" in page.text
+
+
+def test_staff_roles_need_a_register_user_and_a_claim_only_narrows(
+    tmp_path: Path, provider: Provider
+) -> None:
+    provider.set_user("quinn", {"name": "Quinn", "preferred_username": "Quinn@council.example",
+                                "roles": ["admin", "ig"]})
+    provider.set_user("rae", {"name": "Rae", "roles": ["ig"]})
+    settings = oidc_settings(
+        tmp_path,
+        provider,
+        staff_oidc_issuer=provider.issuer,
+        staff_oidc_client_id="staff-client",
+        staff_oidc_client_secret="staff-secret",
+    )
+    register.add_user("quinn", "checker", settings=settings)
+    client = TestClient(create_app(settings))
+    sign_in(client, provider, "quinn", "/staff/sign-in/start")
+    # quinn is a checker in the register; the claim lists admin and ig but not checker.
+    page = client.get("/staff").text
+    assert "You do not have a role" in page and "Administrator" not in page
+    assert client.get("/staff/audit").status_code == 403
+    other = TestClient(create_app(settings))
+    sign_in(other, provider, "rae", "/staff/sign-in/start")  # no register user called rae
+    assert "You do not have a role" in other.get("/staff").text
+    assert other.get("/staff/uses").status_code == 403

@@ -39,10 +39,28 @@ def test_unchanged_clusters_keep_their_ids_and_every_change_is_recorded(first, s
             survivors = {r for r, p in run1.index.items() if p == old and r in second}
             if survivors <= records:
                 assert run2.index[next(iter(records))] == old
-    # Every old id that disappeared is accounted for by a change.
+    # An old id is kept by at most one cluster, and only one holding some of its records.
+    for old in set(run1.numbers) & set(run2.numbers):
+        holders = {label for r, label in second.items() if run2.index[r] == old}
+        assert len(holders) == 1
+        assert any(run1.index.get(r) == old for r in _groups(second)[holders.pop()])
+        assert run2.numbers[old] == run1.numbers[old]
+    # Every old id that disappeared, and every old id whose records were divided or joined
+    # with another person's, is accounted for by a recorded change.
     gone = set(run1.numbers) - set(run2.numbers)
     recorded = {o for c in run2.changes for o in c.old_ids}
-    assert gone == recorded
+    assert gone <= recorded
+    assert set(run2.ended) == gone
+    for old in set(run1.numbers) & set(run2.numbers):
+        mine = {r for r, p in run1.index.items() if p == old and r in second}
+        now = {r for r, p in run2.index.items() if p == old}
+        others = {run1.index[r] for r in now if r in run1.index} - {old}
+        if mine != {r for r in now if r in run1.index} or others:
+            assert old in recorded
+    # Changes carry every new id that took records from an old one (for re-keying choices).
+    for c in run2.changes:
+        assert c.kind in ("merge", "split", "merge+split", "retire")
+        assert all(p in run2.numbers for p in c.new_ids)
 
 
 def _groups(clusters):

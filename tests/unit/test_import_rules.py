@@ -8,7 +8,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "candour"
 
 # Leaf modules anyone may import.
-SHARED = {"errors", "progress", "yamlspec"}
+SHARED = {"errors", "progress", "yamlspec", "csvsafe"}
 # package -> packages it may import (besides SHARED), from docs/architecture.md.
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
@@ -25,8 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "disclosure": {"store", "config", "home", "ledger"},
     "gate": {"warehouse", "choices", "register", "disclosure", "ledger", "store", "config", "home"},
     # disclosure: one list of person-level columns and one suppression marker for both checks,
-    # and releases read through its API; sources.csvsafe: the shared CSV-injection guard.
-    "catalogue": {"store", "ledger", "config", "home", "disclosure", "sources.csvsafe"},
+    # and releases read through its API.
+    "catalogue": {"store", "ledger", "config", "home", "disclosure"},
     "studies": {"gate", "disclosure", "catalogue", "register", "config", "home"},
 }
 
@@ -93,3 +93,10 @@ def test_nothing_but_web_and_cli_and_orchestration_imports_web_or_cli():
             continue
         for name in _candour_imports(path):
             assert name.split(".")[0] not in {"web", "cli"}, f"{path} imports candour.{name}"
+
+
+def test_web_never_reads_the_vault_directly():
+    # Residents' identities reach the web only through audited workflows (design: web row).
+    for path in (SRC / "web").rglob("*.py"):
+        for name in _candour_imports(path):
+            assert not name.startswith("vault"), f"{path.relative_to(SRC)} imports candour.{name}"

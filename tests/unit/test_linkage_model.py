@@ -129,3 +129,52 @@ def test_dropping_an_unknown_comparison_is_an_error(tmp_path: Path):
     path.write_text("comparisons: {shoe_size: null}\n")
     with pytest.raises(ModelError, match="shoe_size"):
         build_model(["given_name"], load_overrides(path))
+
+
+def _levels(spec, name: str, dialect: str = "duckdb") -> list[dict]:
+    settings = spec.settings([]).create_settings_dict(dialect)
+    comparison = next(c for c in settings["comparisons"] if c["output_column_name"] == name)
+    return comparison["comparison_levels"]
+
+
+def test_short_name_typos_have_their_own_level_before_the_else_level():
+    spec = build_model(["given_name", "family_name", "date_of_birth"])
+    for name in ("given_name", "family_name"):
+        conditions = [lv["sql_condition"] for lv in _levels(spec, name)]
+        edit = next(i for i, c in enumerate(conditions) if "damerau_levenshtein" in c)
+        assert edit < len(conditions) - 1 and conditions[-1] == "ELSE"
+
+
+def test_the_same_model_is_valid_sql_for_duckdb_and_spark():
+    spec = build_model(["given_name", "family_name", "date_of_birth"])
+    duck = " ".join(lv["sql_condition"] for lv in _levels(spec, "date_of_birth"))
+    spark = " ".join(lv["sql_condition"] for lv in _levels(spec, "date_of_birth", "spark"))
+    # Each engine parses ISO dates with its own pattern language.
+    assert "%Y-%m-%d" in duck and "yyyy-MM-dd" not in duck
+    assert "yyyy-MM-dd" in spark and "%Y" not in spark
+
+
+def test_guards_hold_back_outright_disagreements_unless_an_identifier_agrees():
+    import duckdb
+
+    from candour.linkage.predict import GUARD_REASONS, _guard_sql
+
+    spec = build_model(["given_name", "family_name", "date_of_birth", "nhs_number"])
+    model = spec.settings([]).create_settings_dict("duckdb")
+    columns = {"gamma_given_name", "gamma_date_of_birth", "gamma_nhs_number"}
+    guard = _guard_sql(model, columns)
+    nhs_exact = len([lv for lv in _levels(spec, "nhs_number") if not lv.get("is_null_level")]) - 1
+    rows = [  # given, dob, nhs -> guard reason
+        (5, 4, -1, "band"),  # nothing disagrees outright
+        (0, 4, -1, "names-disagree"),  # twins: same birthday, different given names
+        (8, 0, -1, "dates-disagree"),  # father and son of the same name
+        (8, 0, 0, "dates-disagree"),
+        (0, 0, nhs_exact, "band"),  # an agreeing NHS number outranks both
+    ]
+    with duckdb.connect() as con:
+        for given, dob, nhs, reason in rows:
+            code = con.execute(
+                f"select {guard} from (select {given} as gamma_given_name, "
+                f"{dob} as gamma_date_of_birth, {nhs} as gamma_nhs_number)"
+            ).fetchone()[0]
+            assert GUARD_REASONS.get(code, "band") == reason, (given, dob, nhs)

@@ -48,6 +48,17 @@ def demo(
     if county is not None:
         table.add_row("County files", str(report.home / "synth"))
         table.add_row("Source records", f"{getattr(county, 'records', 0):,}")
+    run = report.facts.get("link")
+    if run is not None:
+        table.add_row("Records linked", f"{run.records:,}")
+        table.add_row("People found", f"{run.persons:,}")
+    quality = report.facts.get("quality")
+    if quality is not None:
+        table.add_row(
+            "Linkage quality (vs truth)",
+            f"precision {quality.pairwise_precision:.4f}, recall {quality.pairwise_recall:.4f}, "
+            f"F1 {quality.pairwise_f1:.4f}",
+        )
     table.add_row("Total time", f"{sum(s.seconds for s in report.stages):.1f} s")
     console.print(table)
     if not no_serve:

@@ -59,12 +59,13 @@ def ingest(
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Validate, standardise and load service extracts: identities to the vault, attributes to
-    the warehouse.
+    """Load service extracts: identities to the vault, attributes to the warehouse.
 
-    Each file is one batch, all or nothing, recorded in the public ledger. Bad rows go to a
-    quarantine file in the data home; a file with more than 1% bad rows is not ingested. A
-    file ingested before (same content hash) is skipped.
+    Each file is one batch, all or nothing, recorded in the public ledger.
+
+    Bad rows go to a quarantine file in the data home; over 1% bad rows stops the ingest.
+
+    A file ingested before (same content hash) is not ingested again.
     """
     config = settings(home)
     try:

@@ -6,12 +6,14 @@ import typer
 
 from candour import __version__
 from candour.cli import (
+    catalogue,
     choices,
     demo,
     ingest,
     init,
     ledger,
     link,
+    query,
     release,
     serve,
     synth,
@@ -48,6 +50,7 @@ app.command("synth")(synth.synth)
 app.command("ingest")(ingest.ingest)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("query")(query.query)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(witness.app, name="witness")
 app.add_typer(link.app, name="link")
@@ -55,6 +58,7 @@ app.add_typer(choices.app, name="choices")
 app.add_typer(uses.app, name="uses")
 app.add_typer(users.app, name="users")
 app.add_typer(release.app, name="release")
+app.add_typer(catalogue.app, name="catalogue")
 
 
 def run() -> None:

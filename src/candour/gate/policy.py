@@ -12,6 +12,10 @@ from sqlglot import exp
 # sqlglot expression classes of allowed functions (parsing maps DuckDB's names onto these).
 ALLOWED_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
     {
+        # boolean connectives (sqlglot models AND/OR/XOR as functions)
+        exp.And,
+        exp.Or,
+        exp.Xor,
         # aggregates
         exp.Count,
         exp.CountIf,

@@ -39,8 +39,18 @@ def gated_sql(query: ValidatedQuery, views: Mapping[str, str], dialect: str = DI
     return tree.sql(dialect=dialect)
 
 
-def cohort_sql(query: ValidatedQuery, views: Mapping[str, str], dialect: str = DIALECT) -> str:
-    """SQL returning the distinct ``person_num`` of everyone whose rows ``query`` read."""
+def cohort_sql(
+    query: ValidatedQuery,
+    views: Mapping[str, str],
+    dialect: str = DIALECT,
+    *,
+    distinct: bool = True,
+) -> str:
+    """SQL returning the ``person_num`` of everyone whose rows ``query`` read.
+
+    With ``distinct=False`` a person may appear many times (once per row read) and the caller
+    removes repeats: engines that can set bits in an array do that far faster than ``DISTINCT``.
+    """
     if query.single_block:
         select = query.expression.copy()
         assert isinstance(select, exp.Select)
@@ -50,13 +60,15 @@ def cohort_sql(query: ValidatedQuery, views: Mapping[str, str], dialect: str = D
             block = select.copy()
             for arg in ("group", "having", "order", "limit", "offset", "distinct", "qualify"):
                 block.set(arg, None)
-            block.set("expressions", [exp.column(PERSON_NUM, table=alias, quoted=True)])
-            block.set("distinct", exp.Distinct())
+            column = exp.column(PERSON_NUM, table=alias, quoted=True)
+            block.set("expressions", [column.as_(PERSON_NUM, quoted=True)])
+            if distinct:
+                block.set("distinct", exp.Distinct())
             _retarget(block, views, query.tables)
             parts.append(block)
         union: exp.Query = parts[0]
         for part in parts[1:]:
-            union = exp.union(union, part, distinct=True)
+            union = exp.union(union, part, distinct=distinct)
         return union.sql(dialect=dialect)
     selects = [
         exp.select(exp.column(PERSON_NUM, quoted=True)).from_(
@@ -66,7 +78,7 @@ def cohort_sql(query: ValidatedQuery, views: Mapping[str, str], dialect: str = D
     ]
     union = selects[0]
     for part in selects[1:]:
-        union = exp.union(union, part, distinct=True)
-    if len(selects) == 1:
+        union = exp.union(union, part, distinct=distinct)
+    if len(selects) == 1 and distinct:
         union = selects[0].distinct()
     return union.sql(dialect=dialect)

@@ -37,7 +37,9 @@ def from_vault_schema(table: pa.Table) -> pa.Table:
     }
     if "identifiers" in table.column_names and table.num_rows:
         identifiers = table["identifiers"].combine_chunks()
-        keys = pc.unique(pc.list_flatten(pc.map_keys(identifiers))).to_pylist()
+        # ``MapArray.keys`` is every entry's key, flattened across rows (pyarrow has no
+        # ``map_keys`` kernel); ``map_lookup`` then gives each key's value per row.
+        keys = pc.unique(identifiers.keys).to_pylist()
         for key in sorted(k for k in keys if k is not None):
             values = pc.map_lookup(identifiers, pa.scalar(key, pa.string()), "first")
             columns[identifier_column(key)] = values

@@ -166,6 +166,11 @@ def _name_comparison(present: set[str]) -> Any:
             label_for_charts="Nickname or formal name of each other"
         ),
         cll.JaroWinklerLevel("given_name", 0.92),
+        # Jaro-Winkler is harsh on short names: a transposition in "Sam" (Sma) or a dropped
+        # letter in "Amy" (Ay) scores below 0.7. One edit catches those typos.
+        cll.DamerauLevenshteinLevel("given_name", 1).configure(
+            label_for_charts="One letter different or transposed"
+        ),
     ]
     if "middle_name" in present:
         levels.append(
@@ -276,6 +281,9 @@ def _comparisons(present: set[str], identifiers: list[str]) -> list[Any]:
                         tf_adjustment_column="family_name"
                     ),
                     cll.JaroWinklerLevel("family_name", 0.92),
+                    cll.DamerauLevenshteinLevel("family_name", 1).configure(
+                        label_for_charts="One letter different or transposed"
+                    ),
                     cll.JaroWinklerLevel("family_name", 0.88),
                     cll.JaroWinklerLevel("family_name", 0.7),
                     cll.ElseLevel(),
@@ -302,7 +310,8 @@ def _comparisons(present: set[str], identifiers: list[str]) -> list[Any]:
                         threshold=1,
                         metric="year",
                         input_is_string=True,
-                        datetime_format="%Y-%m-%d",
+                        # No format: each engine parses ISO dates with its own default
+                        # (DuckDB strptime "%Y-%m-%d", Spark "yyyy-MM-dd").
                     ).configure(label_for_charts="Within a year"),
                     cll.ElseLevel(),
                 ],

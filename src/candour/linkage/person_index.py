@@ -1,11 +1,12 @@
 """Stable person ids: record_key -> person_id, kept across runs whenever a cluster is unchanged.
 
-The rule (docs/linkage.md): a new cluster keeps the old person id ``p`` exactly when its
-previously-indexed records all belonged to ``p`` and every still-present record of ``p`` is in
-this cluster. It may have gained records never seen before (a new batch) or lost records no
-longer ingested. Every other cluster that holds previously-indexed records gets a fresh id,
-and the change is recorded: a *merge* (several old ids -> one new id), a *split* (one old id
--> several new ids), or both. A person all of whose records are gone is *retired*.
+The rule (docs/linkage.md): a cluster whose previously-indexed records all belonged to one old
+person ``p``, and that holds every surviving record of ``p``, keeps ``p`` (it may have gained
+records never seen before, or lost records no longer ingested). When clusters change, the
+larger part survives: a merge keeps the id of the old person contributing most records, a
+split leaves the id with the part holding most of the person's records. Every merge (old ids
+-> the surviving id) and split (old id -> the ids of its parts) is recorded, and an old id that
+survives nowhere is retired: ids never change silently, and never change needlessly.
 
 ``person_id`` is ``P-`` and 12 random base32 characters (60 bits): opaque, unguessable and
 unrelated to the records. ``person_num`` is a dense unsigned 32-bit number for bitmaps; a kept
@@ -15,20 +16,22 @@ cohort bitmap saved earlier cannot silently come to mean someone else.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 PERSON_ID_LENGTH = 12
 MAX_PERSON_NUM = 2**32 - 1
 
 
 def new_person_id() -> str:
-    """A fresh random person id, ``P-`` + 12 base32 characters."""
-    return "P-" + "".join(secrets.choice(_BASE32) for _ in range(PERSON_ID_LENGTH))
+    """A fresh random person id, ``P-`` + 12 base32 characters (60 random bits)."""
+    # The first 12 characters of the base32 form of 8 random bytes are 60 uniformly random
+    # bits; one system call per id rather than twelve keeps a million new ids fast.
+    return "P-" + base64.b32encode(secrets.token_bytes(8)).decode()[:PERSON_ID_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Assignment:
     changes: list[Change] = field(default_factory=list)
     kept: int = 0
     retired: list[str] = field(default_factory=list)
+    """Old ids with no records left."""
+    ended: list[str] = field(default_factory=list)
+    """Every old id no longer in use: retired, or merged into another person."""
 
     @property
     def merges(self) -> int:
@@ -73,27 +79,38 @@ def assign(
     taken: Callable[[str], bool] = lambda _id: False,
     make_id: Callable[[], str] = new_person_id,
 ) -> Assignment:
-    """Give every cluster a person id, keeping old ids for unchanged clusters.
+    """Give every cluster a person id, keeping old ids wherever a person survives.
 
     ``clusters`` maps each current record to a cluster label; ``previous`` is the last index;
     ``previous_numbers`` the numbers of the persons in it; ``next_number`` the first unused
     number; ``taken`` says whether an id was ever issued (ids are never reused).
-    """
-    members: dict[str, list[str]] = defaultdict(list)
-    for record, label in clusters.items():
-        members[label].append(record)
-    # Where each old person's surviving records went.
-    went: dict[str, set[str]] = defaultdict(set)
-    for record, old in previous.items():
-        found = clusters.get(record)
-        if found is not None:
-            went[old].add(found)
 
-    index: dict[str, str] = {}
+    Survivorship (docs/linkage.md): an old person's *home* is the cluster holding most of its
+    surviving records. A cluster keeps, among the old persons whose home it is, the one with
+    the most records in it (ties: the older person, by number). So an unchanged cluster keeps
+    its id; a merge keeps the id of the larger part and retires the others; a split leaves the
+    id with the larger part and gives the other parts new ids. Each merge and split is
+    recorded as a :class:`Change`; nothing changes silently.
+    """
+    # How many of each old person's surviving records each cluster holds. Plain dicts and one
+    # pass each: this runs over every record of a county (a million and more).
+    held: Counter[tuple[str, str]] = Counter(
+        (old, clusters[record]) for record, old in previous.items() if record in clusters
+    )
+    best: dict[str, tuple[int, str]] = {}
+    spread: dict[str, list[str]] = defaultdict(list)
+    olds_of: dict[str, dict[str, int]] = defaultdict(dict)
+    for (old, label), n in held.items():
+        spread[old].append(label)
+        olds_of[label][old] = n
+        top = best.get(old)
+        if top is None or n > top[0] or (n == top[0] and label < top[1]):
+            best[old] = (n, label)
+    home = {old: label for old, (_n, label) in best.items()}
+
     numbers: dict[str, int] = {}
     issued: dict[str, int] = {}
-    new_for_label: dict[str, str] = {}
-    olds_of: dict[str, set[str]] = {}
+    id_of: dict[str, str] = {}
     kept = 0
     number = next_number
     fresh_ids: set[str] = set()
@@ -107,42 +124,34 @@ def assign(
                 fresh_ids.add(candidate)
                 return candidate
 
-    for label in sorted(members):
-        records = members[label]
-        olds = {previous[r] for r in records if r in previous}
-        olds_of[label] = olds
-        if len(olds) == 1:
-            (old,) = olds
-            if went[old] == {label}:
-                person = old
-                numbers[person] = previous_numbers[old]
-                kept += 1
-                for r in records:
-                    index[r] = person
-                continue
-        person = fresh()
-        if number > MAX_PERSON_NUM:
-            raise OverflowError("person numbers exhausted (2^32 persons)")
-        numbers[person] = issued[person] = number
-        number += 1
-        new_for_label[label] = person
-        for r in records:
-            index[r] = person
+    for label in sorted(set(clusters.values())):
+        olds = olds_of.get(label)
+        homed = [old for old in olds if home[old] == label] if olds else []
+        if homed:
+            assert olds is not None
+            person = min(homed, key=lambda old: (-olds[old], previous_numbers[old], old))
+            numbers[person] = previous_numbers[person]
+            kept += 1
+        else:
+            person = fresh()
+            if number > MAX_PERSON_NUM:
+                raise OverflowError("person numbers exhausted (2^32 persons)")
+            numbers[person] = issued[person] = number
+            number += 1
+        id_of[label] = person
+    index = {record: id_of[label] for record, label in clusters.items()}
 
     changes: list[Change] = []
-    split_olds: dict[str, list[str]] = defaultdict(list)
-    for label, person in sorted(new_for_label.items()):
-        olds = olds_of[label]
-        if not olds:
-            continue  # a brand-new person: not a change to anyone
-        if len(olds) > 1:
-            kind = "merge+split" if any(len(went[o]) > 1 for o in olds) else "merge"
-            changes.append(Change(kind, tuple(sorted(olds)), (person,), reason))
-        else:
-            split_olds[next(iter(olds))].append(person)
-    for old, persons in sorted(split_olds.items()):
-        changes.append(Change("split", (old,), tuple(sorted(persons)), reason))
-    retired = sorted(set(previous.values()) - set(went))
+    split = {old for old, counts in spread.items() if len(counts) > 1}
+    for label in sorted(olds_of):
+        joined = set(olds_of[label])
+        if len(joined) > 1:
+            kind = "merge+split" if joined & split else "merge"
+            changes.append(Change(kind, tuple(sorted(joined)), (id_of[label],), reason))
+    for old in sorted(split):
+        into = tuple(sorted(id_of[label] for label in spread[old]))
+        changes.append(Change("split", (old,), into, reason))
+    retired = sorted(set(previous.values()) - set(spread))
     for old in retired:
         changes.append(Change("retire", (old,), (), "no records of this person remain"))
     return Assignment(
@@ -152,6 +161,7 @@ def assign(
         changes=changes,
         kept=kept,
         retired=retired,
+        ended=sorted(set(previous.values()) - set(numbers)),
     )
 
 

@@ -19,6 +19,7 @@ The rules, in order (docs/linkage.md):
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,14 @@ import pyarrow as pa
 
 from candour.linkage.engines import Engine
 
-GUARD_COMPARISON = "given_name"
+# The guards: comparisons whose outright disagreement (their lowest, "else" level) stops a
+# pair being linked automatically unless an exact identifier agrees. Value: the guard's code
+# (kept in the ``guarded`` column) and the review reason it becomes.
+GUARDS: dict[str, tuple[int, str]] = {
+    "given_name": (1, "names-disagree"),
+    "date_of_birth": (2, "dates-disagree"),
+}
+GUARD_REASONS = {code: reason for code, reason in GUARDS.values()}
 IDENTIFIER_COMPARISONS_PREFIXES = ("nhs_number", "id_")
 HISTOGRAM_BIN_WIDTH = 1.0
 
@@ -70,16 +78,28 @@ def _exact_gamma(model: dict[str, Any], name: str) -> int | None:
 
 
 def _guard_sql(model: dict[str, Any], columns: set[str]) -> str:
-    """SQL that is true for a pair the twins guard holds back from automatic linking."""
-    if f"gamma_{GUARD_COMPARISON}" not in columns:
-        return "false"
+    """SQL giving, per pair, the code of the guard that holds it back (0 for none).
+
+    Twins and relatives share a surname, an address and often a date of birth or even a
+    given name (father and son); the model treats fields as independent and over-counts
+    what households share. A pair whose given names, or whose dates of birth, disagree
+    outright is therefore never linked automatically unless an exact identifier agrees.
+    The "else" level of every Splink comparison has gamma 0.
+    """
     exact_ids = []
     for comparison in model["comparisons"]:
         name = comparison["output_column_name"]
         if name.startswith(IDENTIFIER_COMPARISONS_PREFIXES) and f"gamma_{name}" in columns:
             exact_ids.append(f"gamma_{name} = {_exact_gamma(model, name)}")
-    no_identifier = f"NOT ({' OR '.join(exact_ids)})" if exact_ids else "true"
-    return f"(gamma_{GUARD_COMPARISON} = 0 AND {no_identifier})"
+    whens = [
+        f"when gamma_{name} = 0 then {code}"
+        for name, (code, _reason) in GUARDS.items()
+        if f"gamma_{name}" in columns
+    ]
+    if not whens:
+        return "0"
+    identifier = f"when {' OR '.join(exact_ids)} then 0 " if exact_ids else ""
+    return f"(case {identifier}{' '.join(whens)} else 0 end)"
 
 
 def _weights_columns(columns: list[str]) -> list[str]:
@@ -158,12 +178,22 @@ def predict_and_cluster(
     conflict_probability: float = 0.01,
 ) -> Clustering:
     """Score pairs, apply decisions and the twins guard, cluster, and find pairs to review."""
+    steps: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name] = now - mark
+        mark = now
+
     predictions = linker.inference.predict(
         threshold_match_probability=review_low, warning_mode="never"
     )
     name = predictions.physical_name
     columns = {c.unquote().name for c in predictions.columns}
     guard = _guard_sql(model, columns)
+    lap("score pairs")
 
     decisions_table = pa.table(
         {
@@ -182,7 +212,7 @@ def predict_and_cluster(
     edges_sql = f"""
         select p.record_key_l, p.record_key_r,
                coalesce(d.d_match, p.match_probability) as match_probability,
-               case when d.d_match is null and {guard} then 1 else 0 end as guarded
+               case when d.d_match is null then {guard} else 0 end as guarded
         from {name} p
         left join {decided} d on d.d_left = {lo} and d.d_right = {hi}
     """
@@ -210,14 +240,16 @@ def predict_and_cluster(
             strict=True,
         )
     )
+    lap("cluster")
     counts = _table(
         engine,
-        f"select count(*) as n, sum(guarded) as g, "
+        f"select count(*) as n, sum(case when guarded > 0 then 1 else 0 end) as g, "
         f"sum(case when match_probability >= {threshold} and guarded = 0 then 1 else 0 end) "
         f"as linked from {edges}",
     ).to_pylist()[0]
     conflicts = _within_cluster_conflicts(engine, model, clustered, conflict_probability)
     resolved = _resolve_conflicts(engine, links.physical_name, clusters, decisions, conflicts)
+    lap("re-score clusters")
 
     weight_columns = _weights_columns(sorted(columns))
     select_weights = ", ".join(f"p.{c}" for c in weight_columns)
@@ -230,7 +262,7 @@ def predict_and_cluster(
           on e.record_key_l = p.record_key_l and e.record_key_r = p.record_key_r
         left join {decided} d on d.d_left = {lo} and d.d_right = {hi}
         where d.d_match is null
-          and (p.match_probability < {threshold} or e.guarded = 1)
+          and (p.match_probability < {threshold} or e.guarded > 0)
         order by abs(p.match_weight) asc
         limit {max_review * 4}
         """,
@@ -256,6 +288,7 @@ def predict_and_cluster(
     histogram = [(float(r["bin"]), int(r["pairs"])) for r in histogram_rows]
     for frame in (clustered, links, edges_frame, predictions):
         frame.drop_table_from_database_and_remove_from_cache()
+    lap("review queue and charts")
     return Clustering(
         clusters=clusters,
         review=review,
@@ -265,6 +298,7 @@ def predict_and_cluster(
         linked_pairs=int(counts["linked"] or 0),
         guarded_pairs=int(counts["g"] or 0),
         conflicts_resolved=resolved,
+        stats={"timings": steps},
     )
 
 

@@ -1,10 +1,10 @@
 """The HTML report of a link run: what the model learned and what it did.
 
-Charts are Splink's own (Vega-Lite specs rendered by Splink's chart classes, with their
-JavaScript inlined so the file works offline): match weights and m/u parameters of the model,
-the distribution of match weights over scored pairs, waterfall examples, cluster sizes and
-comparisons per blocking rule. The report holds no identity value: it is built from the
-stored model, counts and match weights only.
+Charts are Splink's own (Vega-Lite specs from Splink's chart classes), drawn by one shared,
+inlined copy of Vega, Vega-Lite and vega-embed so the file works offline and stays small:
+match weights and m/u parameters of the model, the distribution of match weights over
+scored pairs, waterfall examples, cluster sizes and comparisons per blocking rule. The report
+holds no identity value: it is built from the stored model, counts and match weights only.
 """
 
 from __future__ import annotations
@@ -52,15 +52,47 @@ def _columns_in(sql: str) -> set[str]:
     return {m for m in re.findall(r'"?([a-z_][a-z0-9_]*)_[lr]"?', sql or "")}
 
 
-def _chart_html(chart: Any, title: str, note: str = "") -> str:
-    body = chart.to_html(inline=True) if chart is not None else "<p>(no data)</p>"
-    # Each chart is an HTML document of its own; an iframe keeps their scripts apart.
-    frame = html.escape(body, quote=True)
-    caption = f"<p>{html.escape(note)}</p>" if note else ""
-    return (
-        f"<section><h2>{html.escape(title)}</h2>{caption}"
-        f'<iframe srcdoc="{frame}" style="width:100%;height:520px;border:0"></iframe></section>'
+def _libraries() -> str:
+    """Vega, Vega-Lite and vega-embed, inlined once per report so it works offline."""
+    from splink.internals.html_utils import load_chart_libraries
+
+    return "".join(
+        f"<script>{source}</script>" for source in load_chart_libraries().values()
     )
+
+
+def _chart_html(chart: Any, title: str, note: str = "", *, number: int = 0) -> str:
+    from splink.internals.html_utils import json_for_html
+
+    caption = f"<p>{html.escape(note)}</p>" if note else ""
+    if chart is None:
+        body = "<p>(no data)</p>"
+    else:
+        spec = dict(chart.chart_dict)
+        view = spec.setdefault("config", {}).setdefault("view", {})
+        view.setdefault("continuousWidth", 300)
+        view.setdefault("continuousHeight", 300)
+        # One shared copy of the libraries (in the head) and a div plus a small script per
+        # chart: inlining Vega in every chart made a report megabytes larger per chart.
+        # ``json_for_html`` escapes "<", ">" and "&", so a spec cannot close the script.
+        target = f"chart-{number}"
+        body = (
+            f'<div id="{target}" class="chart"></div><script>'
+            f"vegaEmbed('#{target}', {json_for_html(spec, cls=_Encoder)}, {{actions: false}})"
+            f".catch(function (e) {{ document.getElementById('{target}').textContent = "
+            f"'This chart could not be drawn: ' + e.message; }});</script>"
+        )
+    return f"<section><h2>{html.escape(title)}</h2>{caption}{body}</section>"
+
+
+class _Encoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        # DuckDB can hand back Decimal bins and counts.
+        from decimal import Decimal
+
+        if isinstance(o, Decimal):
+            return float(o)
+        return super().default(o)
 
 
 def _bar_chart(records: list[dict[str, Any]], x: str, y: str, title: str) -> Any:
@@ -97,6 +129,9 @@ def _histogram_chart(histogram: list[list[float]]) -> Any:
     records = [
         {
             "splink__match_weight": lower + width / 2,
+            # The chart draws each bar from these two fields.
+            "splink_score_bin_low": lower,
+            "splink_score_bin_high": lower + width,
             "count_rows": int(count),
             "bin_width": width,
             "truth_value": None,
@@ -137,30 +172,30 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
     stats = run_stats(run)
     blocking = json.loads(run.blocking_json or "[]")
     linker = _model_linker(model)
-    sections = [
-        _chart_html(
+    charts = [
+        (
             linker.visualisations.match_weights_chart(),
             "Match weights of the model",
             "How much each level of each comparison moves the score (log2 Bayes factor).",
         ),
-        _chart_html(
+        (
             linker.visualisations.m_u_parameters_chart(),
             "m and u parameters",
             "m: share of true matches at each level; u: share of non-matches (estimated "
             "by random sampling); m is estimated by expectation maximisation.",
         ),
-        _chart_html(
+        (
             _histogram_chart(stats.get("histogram", [])),
             "Match-weight distribution",
             f"Scored pairs at or above the review band ({run.review_low}); the threshold "
             f"is {run.threshold} as a match probability.",
         ),
-        _chart_html(
+        (
             _waterfall(linker, stats.get("examples", [])),
             "Waterfall examples",
             "The weakest linked and strongest unlinked pairs, comparison by comparison.",
         ),
-        _chart_html(
+        (
             _bar_chart(
                 [{"records": str(size), "persons": count}
                  for size, count in stats.get("cluster_sizes", [])],
@@ -170,7 +205,7 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
             ),
             "Cluster sizes",
         ),
-        _chart_html(
+        (
             _bar_chart(
                 [{"rule": b["rule"], "comparisons": b["marginal"]} for b in blocking],
                 "rule",
@@ -180,6 +215,9 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
             "Comparisons per blocking rule",
             "; ".join(f"{b['rule']}: {b['note']}" for b in blocking if b.get("note")),
         ),
+    ]
+    sections = [
+        _chart_html(chart, title, *note, number=i) for i, (chart, title, *note) in enumerate(charts)
     ]
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in stats.get("timings", {}).items())
     summary = (
@@ -194,7 +232,8 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Linkage report {html.escape(run.run_id)}</title>"
         "<style>body{font-family:Arial,sans-serif;max-width:960px;margin:2em auto;}"
-        "section{margin-top:2em}</style></head><body>"
+        "section{margin-top:2em}.chart{width:100%}</style>"
+        f"{_libraries()}</head><body>"
         f"<h1>Linkage report</h1>{summary}{''.join(sections)}</body></html>"
     )
     if out is None:

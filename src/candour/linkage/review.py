@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from candour.config import Settings
 from candour.errors import CandourError
-from candour.linkage.predict import Decision, pair
+from candour.linkage.predict import GUARD_REASONS, Decision, pair
 from candour.store import transaction
 from candour.store.linkage import LinkModel, LinkRun, ReviewDecision, ReviewPair
 
@@ -103,7 +103,7 @@ def sync_queue(
         key = pair(row["record_key_l"], row["record_key_r"])
         seen.add(key)
         weights = json.dumps(weights_of(row), sort_keys=True)
-        reason = "names-disagree" if row.get("guarded") else "band"
+        reason = GUARD_REASONS.get(int(row.get("guarded") or 0), "band")
         found = existing.get(key)
         if found is None:
             session.add(

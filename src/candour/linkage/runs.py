@@ -16,7 +16,7 @@ import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +37,10 @@ from candour.linkage.inputs import IdentityProvider, vault_provider
 from candour.linkage.model import (
     ModelSpec,
     build_model,
-    comparison_name,
     load_overrides,
     model_hash,
 )
-from candour.linkage.person_index import Assignment, assign, index_hash
+from candour.linkage.person_index import Assignment, Change, assign, index_hash
 from candour.linkage.predict import Clustering, predict_and_cluster
 from candour.linkage.review import standing_decisions, sync_queue
 from candour.linkage.train import TrainingSummary, make_linker, train
@@ -89,6 +88,9 @@ class RunResult:
     ledger_index: int | None
     blocking: list[RuleCount] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    """Every merge, split and retirement of person ids (old ids -> new ids, with a reason),
+    as stored in ``person_changes``: what a caller needs to re-key anything kept by person."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -139,6 +141,23 @@ def _previous(session: Session) -> tuple[dict[str, str], dict[str, int], set[str
     return previous, numbers, issued, (int(top) + 1 if top is not None else 0)
 
 
+def _insert_rows(
+    session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Bulk insert plain tuples with the driver's own ``executemany``.
+
+    A first run inserts a row per record (a million and more); SQLAlchemy's per-row
+    parameter handling made that the slowest step of a run, the driver does it in seconds.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for start in range(0, len(rows), _CHUNK * 5):
+        connection.exec_driver_sql(sql, rows[start : start + _CHUNK * 5])
+
+
 def _write_index(
     session: Session, run_id: str, previous: dict[str, str], result: Assignment
 ) -> None:
@@ -147,17 +166,10 @@ def _write_index(
         chunk = gone[start : start + _CHUNK]
         session.execute(delete(PersonIndexEntry).where(PersonIndexEntry.record_key.in_(chunk)))
     added = [
-        {
-            "record_key": k,
-            "person_id": p,
-            "person_num": result.numbers[p],
-            "run_id": run_id,
-        }
-        for k, p in result.index.items()
-        if k not in previous
+        (k, p, result.numbers[p], run_id) for k, p in result.index.items() if k not in previous
     ]
-    for start in range(0, len(added), _CHUNK):
-        session.execute(insert(PersonIndexEntry), added[start : start + _CHUNK])
+    _insert_rows(session, "person_index", ("record_key", "person_id", "person_num", "run_id"),
+                 added)
     changed = [
         {"record_key": k, "person_id": p, "person_num": result.numbers[p], "run_id": run_id}
         for k, p in result.index.items()
@@ -165,14 +177,11 @@ def _write_index(
     ]
     for start in range(0, len(changed), _CHUNK):
         session.execute(update(PersonIndexEntry), changed[start : start + _CHUNK])
-    issued = [
-        {"person_num": n, "person_id": p, "created_run": run_id} for p, n in result.issued.items()
-    ]
-    for start in range(0, len(issued), _CHUNK):
-        session.execute(insert(PersonNumber), issued[start : start + _CHUNK])
-    ended = {o for c in result.changes for o in c.old_ids}
+    issued = [(n, p, run_id) for p, n in result.issued.items()]
+    _insert_rows(session, "person_numbers", ("person_num", "person_id", "created_run"), issued)
+    ended = sorted(result.ended)
     for start in range(0, len(ended), _CHUNK):
-        chunk = sorted(ended)[start : start + _CHUNK]
+        chunk = ended[start : start + _CHUNK]
         session.execute(
             update(PersonNumber)
             .where(PersonNumber.person_id.in_(chunk))
@@ -214,14 +223,31 @@ def _prior_model(session: Session, settings_hash: str | None) -> tuple[str, dict
     return str(row[0]), json.loads(row[2])
 
 
+def _shape(comparisons: list[dict[str, Any]]) -> list[Any]:
+    """What a model compares and how, without its trained parameters."""
+    return [
+        (
+            c["output_column_name"],
+            [
+                (lv.get("sql_condition"), lv.get("tf_adjustment_column"), lv.get("is_null_level"))
+                for lv in c["comparison_levels"]
+            ],
+        )
+        for c in comparisons
+    ]
+
+
 def _reusable_model(
     prior: tuple[str, dict[str, Any]] | None, spec: ModelSpec, engine_name: str
 ) -> dict[str, Any] | None:
+    # A model is reused only when it compares exactly what this run's model would: the same
+    # comparisons with the same levels (SQL and term-frequency columns), on the same engine.
+    # Anything else (a new field, a changed level after an upgrade) means training afresh.
     if prior is None or prior[0] != engine_name:
         return None
     model = prior[1]
-    names = [c["output_column_name"] for c in model.get("comparisons", [])]
-    if names != [comparison_name(c) for c in spec.comparisons]:
+    wanted = spec.settings([]).create_settings_dict(engine_name)["comparisons"]
+    if _shape(model.get("comparisons", [])) != _shape(wanted):
         return None
     return model
 
@@ -281,12 +307,18 @@ def link(
     provider: IdentityProvider | None = None,
     retrain: bool = False,
     progress: ProgressCallback = silent,
+    after_index: Callable[[Session, str], object] | None = None,
 ) -> RunResult:
     """Link every ingested record to a person and save the new person index.
 
     The previous run's trained model is reused when the records hold the same fields, the
     engine and settings file are the same, and ``retrain`` is False: existing pairs then score
     exactly as before, so person ids change only where new records bring new evidence.
+
+    ``after_index(session, run_id)`` is called inside the run's store transaction once the new
+    index and its ``person_changes`` are written (and the run logged): whatever it writes
+    commits with the run or not at all. Orchestration uses it to carry residents' choices
+    across merges and splits (linkage itself may not import choices).
     """
     engine_name: EngineName = engine or settings.engine
     overrides = load_overrides(settings_file)
@@ -303,13 +335,15 @@ def link(
     except Timeout as exc:
         raise LinkRunError("another link run is in progress in this home; try later") from exc
     try:
+        started = time.perf_counter()
         with transaction(settings) as session:
             previous, numbers, issued, next_number = _previous(session)
             decisions = standing_decisions(session)
             prior_model = _prior_model(session, settings_hash)
-        started = time.perf_counter()
+        timings["previous index"] = time.perf_counter() - started
         progress("link", 0, total)
         with provider(f"link run {run_id}: build the person index") as (root, identities):
+            timings["decrypt"] = time.perf_counter() - started - timings["previous index"]
             space = Workspace(root)
             prepared = prepare(identities)
             del identities
@@ -350,6 +384,9 @@ def link(
                     decisions=decisions,
                 )
                 timings["predict"] = time.perf_counter() - mark
+                timings.update(
+                    {f"predict: {k}": v for k, v in clustering.stats["timings"].items()}
+                )
         progress("link", 4, total)
         mark = time.perf_counter()
         result = assign(
@@ -360,6 +397,7 @@ def link(
             reason=f"link run {run_id}",
             taken=issued.__contains__,
         )
+        timings["save: assign ids"] = time.perf_counter() - mark
         fingerprint = index_hash(result.index)
         hashed_model = model_hash(model)
         comparisons = max([c.cumulative for c in counts if not c.note.startswith("dropped")] or [0])
@@ -408,7 +446,9 @@ def link(
                 session.execute(
                     insert(LinkParameter), [dict(run_id=run_id, **p) for p in _parameters(model)]
                 )
+                store_mark = time.perf_counter()
                 _write_index(session, run_id, previous, result)
+                timings["save: store index"] = time.perf_counter() - store_mark
                 pending, added = sync_queue(session, run_id, clustering.review)
                 run.review_pairs = pending
                 timings["save"] = time.perf_counter() - mark
@@ -421,6 +461,9 @@ def link(
                 ledger_index = _record(settings, run_id, hashed_model, fingerprint, records,
                                        persons, result)
                 run.ledger_index = ledger_index
+                session.flush()
+                if after_index is not None:
+                    after_index(session, run_id)
             con.execute("COMMIT")
         except BaseException:
             try:
@@ -454,6 +497,7 @@ def link(
         ledger_index=ledger_index,
         blocking=counts,
         timings=timings,
+        changes=list(result.changes),
     )
 
 

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from candour.config import Settings
+from candour.csvsafe import neutralise_row
 from candour.register.spec import ALL_COLUMNS
 from candour.register.uses import UseView, list_uses, uk_today
 
@@ -176,19 +177,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _safe_cell(text: str) -> str:
-    # A cell starting with =, +, - or @ is a formula to a spreadsheet: neutralise it (CSV
-    # injection), since titles and summaries are typed by applicants.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def to_csv(records: list[dict[str, Any]]) -> str:
     """The records as CSV (RFC 4180, a header row of :data:`FIELD_NAMES`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(FIELD_NAMES)
     for record in records:
-        writer.writerow([_safe_cell(_cell(record[name])) for name in FIELD_NAMES])
+        # Titles and summaries are typed by applicants: neutralise formula injection.
+        writer.writerow(neutralise_row(_cell(record[name]) for name in FIELD_NAMES))
     return buffer.getvalue()
 
 

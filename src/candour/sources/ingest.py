@@ -73,10 +73,9 @@ from candour.vault.parallel import SealPool
 
 VAULT_CHUNK = 20_000
 PARALLEL_CHUNK = 50_000  # rows per Parquet row group handed to a sealing worker
-# Batches at least this big are sealed by worker processes (one per core), started when a run
-# has a file at least PARALLEL_MIN_BYTES long, so that they load while DuckDB works.
+# Batches at least this big are sealed by worker processes (one per core), started as soon as
+# the checks see a file that long, so that they load while DuckDB works.
 PARALLEL_MIN_ROWS = 50_000
-PARALLEL_MIN_BYTES = 2 << 20
 SEAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
 STAGING_PREFIX = ".ingest-"
 LOCK_FILE = ".ingest.lock"
@@ -205,7 +204,7 @@ def ingest(
         report.recovered = recover(settings, warehouse, vault=vault)
         staging_root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=home.root))
         checked = _check_all(plan, settings, staging_root, progress)
-        large = any(done is None and e.size >= PARALLEL_MIN_BYTES for _, e, done in checked)
+        large = any(done is None and e.lines >= PARALLEL_MIN_ROWS for _, e, done in checked)
         if large and SEAL_WORKERS > 1:
             pool = SealPool(SEAL_WORKERS)
         _run_batches(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from candour.sources.csvsafe import SafeCsvWriter
+from candour.csvsafe import SafeCsvWriter
 from candour.sources.stage import BadRow
 
 HEADER = ("line", "record_id", "field", "column", "reason", "value")

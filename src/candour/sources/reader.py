@@ -38,6 +38,8 @@ class ExtractFile:
     sha256: str
     size: int
     columns: list[str] = field(default_factory=list)
+    # Line breaks in the file (CSV) or rows (Parquet): an estimate of its size in records.
+    lines: int = 0
     # What DuckDB reads: the file itself, or a UTF-8 copy in the private staging directory.
     readable: Path | None = None
 
@@ -100,12 +102,13 @@ def check_csv(extract: ExtractFile, source: Source, staging: Path) -> None:
     codec = _codec(source.csv.encoding)
     utf8 = codec in ("utf-8", "utf-8-sig")
     target = None if utf8 else staging / f"{extract.sha256[:16]}.utf8.csv"
-    _check_encoding(extract, codec, target)
+    extract.lines = _check_encoding(extract, codec, target)
     extract.readable = target or extract.path
     extract.columns = _header(extract, source)
 
 
-def _check_encoding(extract: ExtractFile, codec: str, target: Path | None) -> None:
+def _check_encoding(extract: ExtractFile, codec: str, target: Path | None) -> int:
+    """Check (and, into ``target``, transcode) the file; return its number of line breaks."""
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     # For an 8-bit encoding, also watch whether the bytes are UTF-8 with non-ASCII text: then
     # the declared encoding is almost certainly wrong and would silently garble every name.
@@ -152,6 +155,7 @@ def _check_encoding(extract: ExtractFile, codec: str, target: Path | None) -> No
             f"{extract.display}: the file is declared {codec} but is UTF-8 (its accented "
             "letters would be garbled); set csv.encoding: utf-8 for this source in sources.yaml"
         )
+    return lines
 
 
 def _header(extract: ExtractFile, source: Source) -> list[str]:
@@ -187,14 +191,18 @@ def _header(extract: ExtractFile, source: Source) -> list[str]:
 def parquet_columns(extract: ExtractFile, connection: duckdb.DuckDBPyConnection) -> None:
     """Read a Parquet file's schema into ``columns`` (and check it is Parquet at all)."""
     try:
+        path = str(extract.path).replace("'", "''")
         rows = connection.execute(
-            "SELECT name FROM parquet_schema(?) WHERE name <> 'schema' OR num_children IS NULL",
-            [str(extract.path)],
+            f"SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet('{path}'))"
         ).fetchall()
     except duckdb.Error:
         raise ExtractError(f"{extract.display}: not a readable Parquet file") from None
     extract.columns = [row[0] for row in rows]
     extract.readable = extract.path
+    counted = connection.execute(
+        f"SELECT count(*) FROM read_parquet('{path}')"
+    ).fetchall()
+    extract.lines = int(counted[0][0]) if counted else 0
 
 
 def required_columns(source: Source) -> dict[str, str]:

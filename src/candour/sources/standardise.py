@@ -121,8 +121,8 @@ MACROS: tuple[str, ...] = (
     r"""CREATE OR REPLACE MACRO cd_fold(s) AS nullif(trim(regexp_replace(CASE
         WHEN strlen(s) = length(s) THEN replace(replace(replace(lower(s), '''', ''), '.', ''),
             '`', '')
-        ELSE regexp_replace(translate(strip_accents(replace(replace(replace(replace(replace(
-            lower(s), 'ß', 'ss'), 'æ', 'ae'), 'œ', 'oe'), 'þ', 'th'), 'ĳ', 'ij')),
+        ELSE regexp_replace(translate(replace(replace(replace(replace(replace(
+            strip_accents(lower(s)), 'ß', 'ss'), 'æ', 'ae'), 'œ', 'oe'), 'þ', 'th'), 'ĳ', 'ij'),
             'łøđðı', 'loddi'), '[''’‘`´.]', '', 'g')
         END, '[^\p{L}\p{N}]+', ' ', 'g')), '')""",
     "CREATE OR REPLACE MACRO cd_name(s) AS cd_fold(s)",

@@ -4,10 +4,13 @@ SQLite inside the data home by default; PostgreSQL when ``CANDOUR_DATABASE_URL``
 state change goes through :func:`transaction`, so a failure leaves nothing half-written.
 """
 
+from candour.store import catalogue as _catalogue  # noqa: F401  (registers its tables)
 from candour.store import choices as _choices  # noqa: F401  (registers its tables)
 from candour.store import disclosure as _disclosure  # noqa: F401  (registers its tables)
+from candour.store import gate as _gate  # noqa: F401  (registers its tables)
 from candour.store import linkage as _linkage  # noqa: F401  (registers its tables)
 from candour.store import register as _register  # noqa: F401  (registers its tables)
+from candour.store import web as _web  # noqa: F401  (registers its tables)
 from candour.store.database import (
     StoreError,
     current_revision,

@@ -24,13 +24,16 @@ from candour.config import Settings
 from candour.demo import DEMO_MARKER
 from candour.errors import CandourError
 from candour.home import Home, read_secret, write_secret_once
-from candour.web import api, auth, log, me, public, staff
+from candour.web import api, auth, catalogue, log, me, public, register, services_api, staff
 from candour.web.assets import govuk_frontend_dir
 from candour.web.deps import SignInRequired
-from candour.web.identity import IdentityMatcher, NoMatcher
+from candour.web.identity import IdentityMatcher
+from candour.web.logindex import LogIndex
 from candour.web.oidc import build_providers
+from candour.web.register import RegisterCache
 from candour.web.security import RateLimiter, SecurityHeadersMiddleware, verify_csrf
 from candour.web.templating import Page, build_environment, render
+from candour.workflows.identity_match import VaultMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +109,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             from fastapi.exception_handlers import request_validation_exception_handler
 
             return await request_validation_exception_handler(request, exc)
+        # A page address that cannot exist (a malformed id in the path) is not found.
+        if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+            return _error(request, 404)
         return _error(request, 400)
 
     @app.exception_handler(SignInRequired)
@@ -154,8 +160,9 @@ class CrashPageMiddleware:
 def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) -> FastAPI:
     """Build the web app for ``settings``.
 
-    ``matcher`` confirms residents' identities; without one, no resident can be matched (the
-    safe default until linkage provides a matcher). Raises :class:`CandourError` when the home
+    ``matcher`` confirms residents' identities; by default a
+    :class:`~candour.workflows.identity_match.VaultMatcher` over the home's vault and person
+    index, which confirms no one until linkage has run. Raises :class:`CandourError` when the home
     is not initialised, GOV.UK Frontend is not installed, sign-in is misconfigured, or the demo
     identity provider is asked for outside a demo home.
     """
@@ -172,7 +179,7 @@ def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) ->
     app = FastAPI(
         title="Candour API",
         version=__version__,
-        summary="The public transparency log of a trusted data environment for public services.",
+        summary="The register, transparency log, resident portal and staff console of Candour.",
         openapi_url="/api/v1/openapi.json",
         # The interactive docs load scripts from a CDN, which the CSP (rightly) forbids.
         docs_url=None,
@@ -182,7 +189,8 @@ def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) ->
     app.state.settings = settings
     app.state.jinja = build_environment()
     app.state.providers = providers
-    app.state.matcher = matcher or NoMatcher()
+    # The vault-backed matcher confirms no one until a link run has built the person index.
+    app.state.matcher = matcher or VaultMatcher(settings)
     app.state.sign_in_limiter = RateLimiter(settings.web_signin_rate_limit, window=60.0)
     app.state.demo = settings.web_demo_idp
 
@@ -199,8 +207,24 @@ def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) ->
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=secure)
 
-    for router in (public.router, log.router, auth.router, me.router, staff.router, api.router):
+    app.state.register_cache = RegisterCache(settings)
+    app.state.log_index = LogIndex(settings)
+
+    for router in (
+        public.router,
+        register.router,
+        log.router,
+        auth.router,
+        me.router,
+        staff.router,
+        api.router,
+        register.api,
+        me.api,
+        staff.api,
+        services_api.api,
+    ):
         app.include_router(router)
+    catalogue.install(app, settings)
 
     css, js = assets / "govuk-frontend.min.css", assets / "govuk-frontend.min.js"
 

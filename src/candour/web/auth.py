@@ -4,7 +4,8 @@ Residents: ``/sign-in`` explains, ``/sign-in/start`` sends them to the provider 
 Login), ``/sign-in/callback`` checks the answer (state, nonce, PKCE, ID token signature), reads
 the verified identity, and asks the :class:`~candour.web.identity.IdentityMatcher` for exactly
 one person. Nothing about the person goes into a URL or a log line; the session holds only the
-opaque person id. Staff: the same under ``/staff/sign-in``, with roles from a claim.
+opaque person id. Staff: the same under ``/staff/sign-in``; the identity names a register user
+(``staff_users``) whose role is read from the register, optionally narrowed by a roles claim.
 Both start and callback routes are rate limited per client address.
 """
 
@@ -260,10 +261,20 @@ async def staff_sign_in_callback(request: Request, settings: SettingsDep) -> Res
         return _failed(request, "staff")
     next_path = _safe_next(request.session.get("next"), "/staff")
     request.session.clear()
+    claimed = claims.get(settings.staff_roles_claim)
     request.session["staff"] = {
         "sub": claims["sub"],
         "name": claims.get("name") or claims.get("email") or "",
-        "roles": _roles(claims.get(settings.staff_roles_claim)),
+        # The register user this identity is; roles are read from the register per request.
+        "user": _username(claims.get(settings.staff_username_claim) or claims["sub"]),
+        "claim_roles": _roles(claimed) if claimed is not None else None,
         "since": int(time.time()),
     }
     return RedirectResponse(next_path, status_code=303)
+
+
+def _username(value: Any) -> str | None:
+    # Register names are lower case; an e-mail style name maps to its local part.
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().lower().split("@", 1)[0][:64]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from candour.config import Settings
@@ -43,14 +44,24 @@ class Resident(BaseModel):
 
 
 class StaffMember(BaseModel):
-    """A member of staff who signed in with the staff provider."""
+    """A member of staff who signed in with the staff provider.
+
+    ``user`` is their name in the register's ``staff_users`` table (None when the provider's
+    identity names no register user); ``roles`` are read from that table on every request, so
+    deactivating a user or changing their role takes effect at once.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     subject: str
     name: str
+    user: str | None
     roles: tuple[str, ...]
     signed_in_at: int
+
+    def has(self, *roles: str) -> bool:
+        """True when the member holds at least one of ``roles``."""
+        return bool(set(self.roles) & set(roles))
 
 
 def get_settings(request: Request) -> Settings:
@@ -90,17 +101,39 @@ def current_resident(request: Request) -> Resident:
     return Resident(person_id=entry["person_id"], signed_in_at=entry["since"])
 
 
+def register_roles(settings: Settings, user: str | None, narrowed: Any) -> tuple[str, ...]:
+    """The roles of register user ``user`` now, narrowed by the provider's roles claim.
+
+    The register's ``staff_users`` table is the authority: an unknown or deactivated user has
+    no role. When the provider sent a roles claim (``narrowed`` is a list), only roles it also
+    lists are kept: the organisation's provider can take a role away, never grant one.
+    """
+    if not user:
+        return ()
+    from candour.store.register import StaffUser
+
+    with transaction(settings) as session:
+        row = session.scalar(select(StaffUser).where(StaffUser.name == user))
+        if row is None or not row.active or row.role not in STAFF_ROLES:
+            return ()
+        role = row.role
+    if isinstance(narrowed, list) and role not in narrowed:
+        return ()
+    return (role,)
+
+
 def current_staff(request: Request) -> StaffMember:
     """The signed-in member of staff; raises :class:`SignInRequired` for anyone else."""
     entry = _fresh(request.session.get("staff"))
     if entry is None or not isinstance(entry.get("sub"), str):
         request.session.pop("staff", None)
         raise SignInRequired("staff")
-    roles = tuple(r for r in entry.get("roles", []) if r in STAFF_ROLES)
+    user = entry.get("user") if isinstance(entry.get("user"), str) else None
     return StaffMember(
         subject=entry["sub"],
         name=str(entry.get("name") or ""),
-        roles=roles,
+        user=user,
+        roles=register_roles(get_settings(request), user, entry.get("claim_roles")),
         signed_in_at=entry["since"],
     )
 

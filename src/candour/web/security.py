@@ -29,7 +29,9 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 # Pages that show or act on one person's data: never stored by the browser or any cache.
-PERSONAL_PREFIXES = ("/me", "/staff", "/api/v1/me", "/sign-in", "/sign-out")
+PERSONAL_PREFIXES = (
+    "/me", "/staff", "/api/v1/me", "/api/v1/staff", "/api/v1/services", "/sign-in", "/sign-out"
+)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [

@@ -63,7 +63,11 @@ def build_environment() -> Environment:
 
 def _navigation(request: Request, signed_in_as: str | None) -> list[NavItem]:
     path = request.url.path
-    items = [NavItem(text="Home", href="/"), NavItem(text="Transparency", href="/transparency")]
+    items = [
+        NavItem(text="Home", href="/"),
+        NavItem(text="Register", href="/register"),
+        NavItem(text="Transparency", href="/transparency"),
+    ]
     if signed_in_as == "resident":
         items.append(NavItem(text="Your data", href="/me"))
     elif signed_in_as == "staff":

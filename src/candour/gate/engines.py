@@ -1,0 +1,579 @@
+"""Engines the gate runs on: DuckDB (the embedded default) and Spark, behind one protocol.
+
+An engine does four things for the gate, and nothing else touches the warehouse:
+
+- :meth:`Engine.linked_key` / :meth:`Engine.build`: build the linked tables once per link run
+  (in the warehouse's ``gate`` schema, out of the analyst's reach) and say what they were built
+  from;
+- :meth:`Engine.persons`: everyone in a linked table, as a bitmap (for superset cohorts);
+- :meth:`Engine.session`: per query, gated views over the linked tables that hide the rows of
+  everyone the query's choices snapshot excludes, inside one read transaction, with limits.
+
+**How rows are hidden (DuckDB).** An anti-join against the opted-out set on every query costs
+more than the query itself (a hash probe per row). Instead each linked table carries an
+``_optout`` bit mask, one bit per purpose, kept equal to one snapshot's excluded set and stamped
+with that snapshot's content hash. A query whose snapshot matches the stamp filters with
+``(_optout & bit) = 0``, a few nanoseconds a row; one whose snapshot differs first updates the
+mask for just the people whose choice changed, in its own transaction, then checks the stamp
+again inside its read transaction. The view a query reads is therefore exactly "the linked
+table minus everyone excluded by *this* query's snapshot", and the check proves it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+from pyroaring import BitMap
+
+from candour.config import Settings
+from candour.gate import cohort
+from candour.gate.tables import (
+    EVENT_DATE,
+    HIDDEN,
+    PERSON_NUM,
+    RESERVED,
+    GateError,
+    LinkState,
+    TableInfo,
+)
+from candour.gate.validate import PERSON_ID, QueryRefused
+from candour.home import Home
+
+SCHEMA = "gate"
+MASK = "_optout"
+MAX_PURPOSE_BITS = 32
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one query may use: wall-clock seconds, engine memory, rows returned."""
+
+    seconds: float = 120.0
+    memory: str = "4GB"
+    max_rows: int = 100_000
+
+
+class QueryLimit(QueryRefused):
+    """A query ran past one of its limits and was stopped; nothing was returned or logged."""
+
+
+@dataclass(frozen=True)
+class GatedTable:
+    """One table a query reads, and whom its snapshot excludes from it."""
+
+    source: str
+    columns: tuple[str, ...]
+    """The analyst-visible columns the view exposes (``person_num`` is added internally)."""
+    purpose: str
+    excluded: np.ndarray[Any, np.dtype[np.uint32]]
+    """Sorted unique person numbers whose rows must not be read."""
+    stamp: str
+    """Identifies ``excluded``: the snapshot's content hash (same hash, same set)."""
+
+
+class QuerySession(Protocol):
+    """One query's view of the engine: its gated views, and ways to read through them."""
+
+    views: dict[str, str]
+
+    def fetch(self, sql: str, max_rows: int) -> tuple[pa.Table, bool]:
+        """Run ``sql``; return at most ``max_rows`` rows and whether there were more."""
+        ...
+
+    def person_mask(self, sql: str, size: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Run ``sql`` (one ``person_num`` column, repeats allowed): who appeared, as a mask."""
+        ...
+
+
+class Engine(Protocol):
+    """An analytic engine the gate can run on."""
+
+    name: str
+    dialect: str
+
+    def close(self) -> None:
+        """Release the engine."""
+        ...
+
+    def linked_key(self) -> str | None:
+        """The link key the engine's linked tables were built from (None: never built)."""
+        ...
+
+    def build(self, state: LinkState) -> list[TableInfo]:
+        """(Re)build every linked table from the warehouse for ``state``."""
+        ...
+
+    def persons(self, source: str) -> BitMap:
+        """Everyone with a row in a linked table."""
+        ...
+
+    def max_person(self) -> int:
+        """The largest person number in any linked table (sizes cohort masks)."""
+        ...
+
+    def session(
+        self, tables: Sequence[GatedTable], limits: Limits, key: str
+    ) -> Any:  # a context manager yielding a QuerySession
+        """Gated views for one query, in one consistent read of the warehouse."""
+        ...
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def linked_name(source: str) -> str:
+    """The linked table of ``source`` (inside the ``gate`` schema)."""
+    return f"linked_{source}"
+
+
+# -- DuckDB ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Deadline:
+    limits: Limits
+    started: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        left = self.limits.seconds - (time.monotonic() - self.started)
+        if left <= 0:
+            raise QueryLimit("time-limit", f"the query ran past its {self.limits.seconds:g} s")
+        return left
+
+
+def _engine_error(exc: Exception, limits: Limits) -> QueryRefused:
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException):
+        return QueryLimit(
+            "time-limit", f"the query ran past its {limits.seconds:g} s limit and was stopped"
+        )
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return QueryLimit(
+            "memory-limit", f"the query needed more than its {limits.memory} memory limit"
+        )
+    if isinstance(exc, duckdb.BinderException | duckdb.ParserException):
+        # Binder and parser messages describe the SQL, never the data, so they are safe to show.
+        return QueryRefused("engine", str(exc).splitlines()[0])
+    # Other engine errors (conversions, overflows) can quote a value from the data.
+    return QueryRefused(
+        "engine",
+        f"the engine could not run the query ({type(exc).__name__}); check casts and "
+        "arithmetic on the values it reads",
+    )
+
+
+class DuckDBSession:
+    """A query's gated views on one DuckDB connection, inside one read transaction."""
+
+    def __init__(self, con: Any, views: dict[str, str], deadline: _Deadline) -> None:
+        self.con = con
+        self.views = views
+        self.deadline = deadline
+
+    @contextmanager
+    def watchdog(self) -> Iterator[None]:
+        """Interrupt the engine when the query's time is up (one timer for the whole query)."""
+        timer = threading.Timer(self.deadline.left(), self.con.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    @contextmanager
+    def _watch(self) -> Iterator[None]:
+        self.deadline.left()
+        try:
+            yield
+        except Exception as exc:
+            import duckdb
+
+            if isinstance(exc, duckdb.Error):
+                raise _engine_error(exc, self.deadline.limits) from None
+            raise
+
+    def fetch(self, sql: str, max_rows: int) -> tuple[pa.Table, bool]:
+        """Run ``sql`` and stream at most ``max_rows`` rows back (and whether there were more)."""
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        with self._watch():
+            reader = self.con.sql(sql).to_arrow_reader(65_536)
+            schema = reader.schema
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows > max_rows:
+                    break
+        table = pa.Table.from_batches(batches, schema=schema)
+        if table.num_rows > max_rows:
+            return table.slice(0, max_rows), True
+        return table, False
+
+    def person_mask(self, sql: str, size: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Who appears in ``sql``'s single ``person_num`` column, as a boolean mask."""
+        mask = np.zeros(size, dtype=np.bool_)
+        with self._watch():
+            reader = self.con.sql(sql).to_arrow_reader(1 << 20)
+            for batch in reader:
+                column = batch.column(0).drop_null()
+                nums = column.to_numpy(zero_copy_only=False)
+                if len(nums) and int(nums.max()) >= len(mask):
+                    grown = np.zeros(int(nums.max()) + 1, dtype=np.bool_)
+                    grown[: len(mask)] = mask
+                    mask = grown
+                mask[nums] = True
+        return mask
+
+
+class DuckDBEngine:
+    """The gate on the warehouse's own DuckDB file."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, connection: Any, *, owner: Any = None) -> None:
+        self._con = connection
+        self._owner = owner
+        self._persons: dict[tuple[str, str], BitMap] = {}
+        self._bits: dict[str, int] = {}
+        self._memory: str | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> DuckDBEngine:
+        """The engine over the home's warehouse file (opened for writing: masks are updated)."""
+        from candour.warehouse import DuckDBWarehouse
+
+        warehouse = DuckDBWarehouse(Home(settings.home).warehouse)
+        return cls(warehouse.connection, owner=warehouse)
+
+    @property
+    def connection(self) -> Any:
+        """The underlying DuckDB connection (benchmarks; the Spark engine's export)."""
+        return self._con
+
+    def close(self) -> None:
+        """Close the warehouse if this engine opened it."""
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+    # -- linked tables
+
+    def _ensure_schema(self, con: Any) -> None:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.state (name VARCHAR PRIMARY KEY, value VARCHAR)"
+        )
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.purpose_bits "
+            "(purpose VARCHAR PRIMARY KEY, bit INTEGER NOT NULL)"
+        )
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.masks (source VARCHAR, purpose VARCHAR, "
+            "stamp VARCHAR, excluded BLOB, PRIMARY KEY (source, purpose))"
+        )
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.persons (source VARCHAR PRIMARY KEY, bitmap BLOB)"
+        )
+
+    def _state(self, con: Any, name: str) -> str | None:
+        import duckdb
+
+        try:
+            found = con.execute(f"SELECT value FROM {SCHEMA}.state WHERE name = ?", [name])
+            rows = found.fetchall()
+        except duckdb.CatalogException:
+            return None  # never built
+        return str(rows[0][0]) if rows else None
+
+    def _stamps(self, con: Any) -> dict[tuple[str, str], str]:
+        rows = con.execute(f"SELECT source, purpose, stamp FROM {SCHEMA}.masks").fetchall()
+        return {(r[0], r[1]): str(r[2]) for r in rows}
+
+    def linked_key(self) -> str | None:
+        """The link key the linked tables were built from, or None."""
+        return self._state(self._con.cursor(), "link_key")
+
+    def _index_hash(self, con: Any) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        reader = con.sql(
+            "SELECT record_key, person_id FROM main.person_index ORDER BY record_key"
+        ).to_arrow_reader(200_000)
+        for batch in reader:
+            keys = batch.column(0).to_pylist()
+            people = batch.column(1).to_pylist()
+            digest.update(
+                "".join(f"{k}\t{p}\n" for k, p in zip(keys, people, strict=True)).encode()
+            )
+        return digest.hexdigest()
+
+    def build(self, state: LinkState) -> list[TableInfo]:
+        """Rebuild every linked table for ``state`` in one transaction; return the catalogue."""
+        con = self._con.cursor()
+        try:
+            tables = {
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = 'main' AND table_type = 'BASE TABLE'"
+                ).fetchall()
+            }
+            if "person_index" not in tables:
+                raise GateError("the warehouse has no person index; run `candour link` first")
+            if self._index_hash(con) != state.index_hash:
+                raise GateError(
+                    f"the warehouse's person index is not the one link run {state.run_id} "
+                    "recorded; run `candour link` again before querying"
+                )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                self._ensure_schema(con)
+                infos = [
+                    self._build_one(con, source, state.key)
+                    for source in state.sources
+                    if source in tables
+                ]
+                built = {linked_name(i.source) for i in infos}
+                for (old,) in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+                    "AND table_name LIKE 'linked\\_%' ESCAPE '\\'",
+                    [SCHEMA],
+                ).fetchall():
+                    if old not in built:
+                        con.execute(f"DROP TABLE {SCHEMA}.{_q(old)}")
+                con.execute(f"DELETE FROM {SCHEMA}.masks")
+                con.execute(
+                    f"INSERT OR REPLACE INTO {SCHEMA}.state VALUES ('link_key', ?)", [state.key]
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        with self._lock:
+            self._persons.clear()
+        return infos
+
+    def _build_one(self, con: Any, source: str, key: str) -> TableInfo:
+        columns = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [source],
+        ).fetchall()
+        attributes = {
+            name: kind for name, kind in columns if name not in HIDDEN and name not in RESERVED
+        }
+        has_event = any(name == EVENT_DATE for name, _ in columns)
+        select = [f"p.{PERSON_ID}", f"CAST(p.{PERSON_NUM} AS UINTEGER) AS {PERSON_NUM}"]
+        select += [f"t.{_q(a)}" for a in attributes]
+        if has_event:
+            select.append(f"t.{EVENT_DATE}")
+        select.append(f"CAST(0 AS UINTEGER) AS {MASK}")
+        target = f"{SCHEMA}.{_q(linked_name(source))}"
+        con.execute(
+            f"CREATE OR REPLACE TABLE {target} AS SELECT {', '.join(select)} "
+            f"FROM main.{_q(source)} t JOIN main.person_index p ON p.record_key = t.record_key"
+        )
+        nums = con.execute(f"SELECT DISTINCT {PERSON_NUM} FROM {target}").fetchnumpy()[PERSON_NUM]
+        persons = cohort.from_nums(np.asarray(nums, dtype=np.int64))
+        con.execute(
+            f"INSERT OR REPLACE INTO {SCHEMA}.persons VALUES (?, ?)",
+            [source, cohort.serialize(persons)],
+        )
+        rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+        return TableInfo(
+            source=source,
+            columns=attributes,
+            has_event_date=has_event,
+            rows=int(rows),
+            persons=len(persons),
+            link_key=key,
+        )
+
+    def persons(self, source: str) -> BitMap:
+        """Everyone in ``source``'s linked table (cached per link key)."""
+        con = self._con.cursor()
+        try:
+            key = self._state(con, "link_key") or ""
+            with self._lock:
+                cached = self._persons.get((key, source))
+            if cached is not None:
+                return cached
+            row = con.execute(
+                f"SELECT bitmap FROM {SCHEMA}.persons WHERE source = ?", [source]
+            ).fetchall()
+        finally:
+            con.close()
+        if not row:
+            raise GateError(f"no linked table for {source}")
+        bitmap = BitMap.deserialize(bytes(row[0][0]))
+        with self._lock:
+            self._persons[(key, source)] = bitmap
+        return bitmap
+
+    def max_person(self) -> int:
+        """The largest person number in the person index."""
+        con = self._con.cursor()
+        try:
+            row = con.execute(f"SELECT max({PERSON_NUM}) FROM main.person_index").fetchall()
+        finally:
+            con.close()
+        return int(row[0][0] or 0)
+
+    # -- masks
+
+    def _bit(self, con: Any, purpose: str) -> int:
+        cached = self._bits.get(purpose)
+        if cached is not None:
+            return cached
+        row = con.execute(
+            f"SELECT bit FROM {SCHEMA}.purpose_bits WHERE purpose = ?", [purpose]
+        ).fetchall()
+        if row:
+            self._bits[purpose] = int(row[0][0])
+            return self._bits[purpose]
+        used = con.execute(f"SELECT coalesce(max(bit) + 1, 0) FROM {SCHEMA}.purpose_bits")
+        bit = int(used.fetchall()[0][0])
+        if bit >= MAX_PURPOSE_BITS:
+            raise GateError(f"more than {MAX_PURPOSE_BITS} purposes have opt-outs")
+        con.execute(f"INSERT INTO {SCHEMA}.purpose_bits VALUES (?, ?)", [purpose, bit])
+        return bit
+
+    def _stamp(self, con: Any, table: GatedTable) -> str | None:
+        row = con.execute(
+            f"SELECT stamp FROM {SCHEMA}.masks WHERE source = ? AND purpose = ?",
+            [table.source, table.purpose],
+        ).fetchall()
+        return str(row[0][0]) if row else None
+
+    def _update_mask(self, con: Any, table: GatedTable) -> None:
+        """Make the table's mask for this purpose equal ``table.excluded``, in one transaction."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            bit = 1 << self._bit(con, table.purpose)
+            row = con.execute(
+                f"SELECT excluded FROM {SCHEMA}.masks WHERE source = ? AND purpose = ?",
+                [table.source, table.purpose],
+            ).fetchall()
+            current = (
+                cohort.to_array(BitMap.deserialize(bytes(row[0][0])))
+                if row
+                else np.zeros(0, dtype=np.uint32)
+            )
+            wanted = np.asarray(table.excluded, dtype=np.uint32)
+            add = np.setdiff1d(wanted, current, assume_unique=True)
+            remove = np.setdiff1d(current, wanted, assume_unique=True)
+            target = f"{SCHEMA}.{_q(linked_name(table.source))}"
+            for nums, change in ((add, f"{MASK} | {bit}"), (remove, f"{MASK} & ~{bit}")):
+                if len(nums) == 0:
+                    continue
+                con.register("_gate_delta", pa.table({PERSON_NUM: pa.array(nums, pa.uint32())}))
+                try:
+                    con.execute(
+                        f"UPDATE {target} SET {MASK} = CAST({change} AS UINTEGER) "
+                        f"WHERE {PERSON_NUM} IN (SELECT {PERSON_NUM} FROM _gate_delta)"
+                    )
+                finally:
+                    con.unregister("_gate_delta")
+            con.execute(
+                f"INSERT OR REPLACE INTO {SCHEMA}.masks VALUES (?, ?, ?, ?)",
+                [
+                    table.source,
+                    table.purpose,
+                    table.stamp,
+                    cohort.serialize(cohort.from_nums(wanted)),
+                ],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def session(
+        self, tables: Sequence[GatedTable], limits: Limits, key: str
+    ) -> Iterator[DuckDBSession]:
+        """Gated views for one query over a consistent read of the warehouse."""
+        import duckdb
+
+        con = self._con.cursor()
+        deadline = _Deadline(limits)
+        token = f"{threading.get_ident():x}{time.monotonic_ns():x}"
+        try:
+            if self._memory != limits.memory:
+                con.execute(f"SET memory_limit = '{limits.memory}'")
+                self._memory = limits.memory
+            for _attempt in range(5):
+                stamps = self._stamps(con)
+                for table in tables:
+                    held = stamps.get((table.source, table.purpose))
+                    if len(table.excluded) and held != table.stamp:
+                        try:
+                            self._update_mask(con, table)
+                        except duckdb.TransactionException:
+                            continue  # another query updated it at the same moment: re-check
+                con.execute("BEGIN TRANSACTION")
+                # Checked again inside the read transaction, so what is read is what was checked.
+                if self._state(con, "link_key") != key:
+                    con.execute("ROLLBACK")
+                    raise GateError("the linked tables changed under the query; run it again")
+                stamps = self._stamps(con)
+                if all(
+                    not len(t.excluded) or stamps.get((t.source, t.purpose)) == t.stamp
+                    for t in tables
+                ):
+                    break
+                con.execute("ROLLBACK")
+            else:
+                raise GateError("residents' choices kept changing while the query started")
+            try:
+                views: dict[str, str] = {}
+                for table in tables:
+                    view = f"_gq_{token}_{table.source}"
+                    columns = ", ".join(_q(c) for c in (*table.columns, PERSON_NUM))
+                    where = ""
+                    if len(table.excluded):
+                        bit = 1 << self._bit(con, table.purpose)
+                        where = f" WHERE ({MASK} & {bit}) = 0"
+                    con.execute(
+                        f"CREATE TEMP VIEW {_q(view)} AS SELECT {columns} "
+                        f"FROM {SCHEMA}.{_q(linked_name(table.source))}{where}"
+                    )
+                    views[table.source] = view
+                session = DuckDBSession(con, views, deadline)
+                with session.watchdog():
+                    yield session
+            finally:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+        finally:
+            con.close()
+
+
+def open_engine(settings: Settings, name: str | None = None) -> Engine:
+    """The engine named by ``name`` (default ``settings.engine``) over the home's warehouse."""
+    chosen = name or settings.engine
+    if chosen == "duckdb":
+        return DuckDBEngine.open(settings)
+    if chosen == "spark":
+        # The Spark engine (linked tables exported to Parquet, gated views as a broadcast
+        # anti-join, SQL transpiled by sqlglot) is not built yet: refuse rather than fall back,
+        # so nobody believes a query ran on Spark when it did not.
+        raise GateError("the gate's Spark engine is not available yet; use --engine duckdb")
+    raise GateError(f"unknown engine {chosen!r}; use duckdb or spark")
