@@ -145,7 +145,10 @@ def test_an_ig_applicant_cannot_approve_their_own_use(store_settings: Settings):
     with pytest.raises(UseError, match="cannot also reject"):
         register.reject(use_id, "ida", settings=store_settings, today=TODAY)
     rejected = register.reject(use_id, "ian", settings=store_settings, today=TODAY)
-    assert rejected.status == "rejected" and rejected.transitions[-1].ledger_index is None
+    index = rejected.transitions[-1].ledger_index
+    assert rejected.status == "rejected" and index is not None
+    entry = json.loads(ledger.entry(index, settings=store_settings))
+    assert entry["kind"] == "use-rejected" and entry["use_id"] == use_id
 
 
 def test_transitions_only_from_the_right_state(store_settings: Settings):

@@ -29,6 +29,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "application_hash": H,
     },
     "use-approved": {"use_id": "DU-2026-001", "decision_hash": H, "expires": "2027-01-01"},
+    "use-rejected": {"use_id": "DU-2026-001", "decision_hash": H},
     "use-revoked": {"use_id": "DU-2026-001", "reason": "withdrawn"},
     "query": {
         "use_id": "DU-2026-001",
@@ -50,7 +51,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 def test_every_kind_has_an_example() -> None:
-    assert set(EXAMPLES) == set(entries.KINDS) and len(entries.KINDS) == 11
+    assert set(EXAMPLES) == set(entries.KINDS) and len(entries.KINDS) == 12
 
 
 @pytest.mark.parametrize("kind", entries.KINDS)
@@ -86,3 +87,10 @@ def test_commitments_are_recognisable_only_by_the_person_and_unlinkable() -> Non
     assert entries.is_about(a, key) and entries.is_about(b, key)
     assert not entries.is_about(a, other)
     assert "P-ABCDEFGHIJKL" not in json.dumps(a)
+
+
+def test_optional_fields_are_left_out_when_unset() -> None:
+    plain = json.loads(entries.encode("choice-change", {**EXAMPLES["choice-change"]}))
+    assert "source" not in plain
+    narrowed = {**EXAMPLES["choice-change"], "source": "police_incidents"}
+    assert json.loads(entries.encode("choice-change", narrowed))["source"] == "police_incidents"

@@ -270,12 +270,10 @@ def record_choices(
                     hmac_key, request.person_id
                 )
             fields = ledger.person_fields(secret)
-            entries.append(
-                (
-                    "choice-change",
-                    {"purpose": request.purpose, "choice": request.decision, **fields},
-                )
-            )
+            payload = {"purpose": request.purpose, "choice": request.decision, **fields}
+            if request.source:
+                payload["source"] = request.source
+            entries.append(("choice-change", payload))
             rows.append(
                 ChoiceEvent(
                     person_id=request.person_id,

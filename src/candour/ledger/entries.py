@@ -68,6 +68,7 @@ class Ingest(_Entry):
     file_hash: Hex256
     rows: Count
     rejected: Count
+    batch_id: Count | None = None
 
 
 class LinkRun(_Entry):
@@ -89,6 +90,8 @@ class ChoiceChange(_PersonEntry):
     kind: Literal["choice-change"] = "choice-change"
     purpose: Purpose
     choice: Literal["opt-in", "opt-out"]
+    # Set when the choice is narrowed to one source ("not my police records for research").
+    source: Slug | None = None
 
 
 class UseSubmitted(_Entry):
@@ -107,6 +110,14 @@ class UseApproved(_Entry):
     use_id: UseId
     decision_hash: Hex256
     expires: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
+
+
+class UseRejected(_Entry):
+    """An IG reviewer turned an application down (the register keeps the reasons)."""
+
+    kind: Literal["use-rejected"] = "use-rejected"
+    use_id: UseId
+    decision_hash: Hex256
 
 
 class UseRevoked(_Entry):
@@ -169,6 +180,7 @@ SCHEMAS: dict[str, type[_Entry]] = {
     "choice-change": ChoiceChange,
     "use-submitted": UseSubmitted,
     "use-approved": UseApproved,
+    "use-rejected": UseRejected,
     "use-revoked": UseRevoked,
     "query": Query,
     "release": Release,

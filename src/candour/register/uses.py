@@ -424,8 +424,7 @@ def approve(
 def reject(use_id: str, user: str, *, settings: Settings, today: date | None = None) -> UseView:
     """Reject a submitted use (an ``ig`` user, not the applicant or an analyst on it).
 
-    The ledger has no ``use-rejected`` kind yet, so a rejection is recorded in the register's
-    own transition history only (docs/register.md).
+    The rejection is public (a ``use-rejected`` entry); its reasons stay in the register.
     """
     today = today or uk_today()
     with transaction(settings) as session:
@@ -444,7 +443,8 @@ def reject(use_id: str, user: str, *, settings: Settings, today: date | None = N
                 "at": decided.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
-        _step(session, row, "rejected", reviewer, None, settings)
+        entry = ("use-rejected", {"use_id": use_id, "decision_hash": row.decision_hash})
+        _step(session, row, "rejected", reviewer, entry, settings)
         return _view(row, today, _transitions(session, use_id))
 
 
