@@ -297,13 +297,17 @@ def _county(root: Path, people: int, seed: int) -> Any:
     from candour.config import Settings
 
     home = root / f"home-{people}"
-    cli = [sys.executable, "-c", "from candour.cli.main import run; run()"]
+    # The installed console script, as a user runs it (synth's worker processes re-import
+    # the main module, which ``python -c`` does not have).
+    cli = [str(Path(sys.executable).with_name("candour"))]
     for args in (
         ["init", "--home", str(home)],
         ["synth", "--people", str(people), "--seed", str(seed), "--out", str(home / "synth")],
         ["ingest", str(home / "synth" / "sources.yaml"), "--home", str(home)],
     ):
-        subprocess.run([*cli, *args], check=True, capture_output=True)
+        done = subprocess.run([*cli, *args], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"candour {args[0]} failed: {done.stderr[-2000:]}")
     return Settings(home=home)
 
 

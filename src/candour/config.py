@@ -31,6 +31,21 @@ class Settings(BaseSettings):
         default="duckdb", description="The analytic engine behind the warehouse."
     )
     spark_master: str = Field(default="local[2]", description="Spark master URL for the engine.")
+    # -- the query gate's limits (candour.gate.Limits; docs/analysts.md) ----------------------
+    gate_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Wall-clock seconds one gated query may run."
+    )
+    gate_memory_limit: str = Field(
+        default="4GB",
+        # Interpolated into the engine's SET statement, so only a plain size is accepted.
+        pattern=r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Engine memory one gated query may use (DuckDB memory_limit), e.g. 4GB.",
+    )
+    gate_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Rows a gated query may return (record-level) or groups (aggregate).",
+    )
     log_origin: str = Field(
         default="candour.example.gov.uk/log",
         description="The transparency log's origin line and signing-key name.",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from candour import register
 from candour.choices import current
@@ -100,7 +100,7 @@ def visit(page: Page, url: str, name: str) -> None:
 
 def sign_out(page: Page) -> None:
     page.get_by_role("button", name="Sign out").click()
-    assert page.locator("h1").inner_text() == "You have signed out"
+    expect(page.locator("h1")).to_have_text("You have signed out")
 
 
 def test_register_pages_pass_axe(site: dict[str, Any], page: Page) -> None:
@@ -125,11 +125,11 @@ def test_resident_pages_pass_axe(site: dict[str, Any], page: Page) -> None:
     page.goto(base + "/me/services")
     page.locator("input[type=radio][value=paper]").first.check()
     page.get_by_role("button", name="Save preferences").click()
-    assert "1 preference saved" in page.locator("main").inner_text()
+    expect(page.locator("main")).to_contain_text("1 preference saved")
     check_page(page, "me-services-saved")
     page.goto(base + "/me/download")
     page.get_by_role("button", name="Download").click()  # nothing chosen: the error page
-    assert page.locator(".govuk-error-summary").is_visible()
+    page.locator(".govuk-error-summary").wait_for(state="visible", timeout=10_000)
     check_page(page, "me-download-error")
     sign_out(page)
 
@@ -207,7 +207,7 @@ def test_staff_approve_a_use_and_check_a_release(
     visit(page, base + "/staff/uses", "staff-uses")
     visit(page, f"{base}/staff/uses/{site['submitted']}", "staff-use-submitted")
     page.get_by_role("button", name="Approve").click()
-    assert f"{site['submitted']} approved" in page.locator("main").inner_text()
+    expect(page.locator("main")).to_contain_text(f"{site['submitted']} approved")
     assert register.get_use(site["submitted"], settings=settings).status == "active"
     pair = list_pairs(settings, limit=1)[0]
     visit(page, base + "/staff/linkage", "staff-linkage")
@@ -221,20 +221,22 @@ def test_staff_approve_a_use_and_check_a_release(
     assert "Suppressed: primary" in page.locator("main").inner_text()
     page.locator("input[name=decision][value=approve]").check()
     page.get_by_role("button", name="Save check").click()
-    assert "released and written to the public log" in page.locator("main").inner_text()
+    expect(page.locator("main")).to_contain_text("released and written to the public log")
     check_page(page, "staff-release-done")
     assert get_release(settings, site["release"]).status == "released"
     sign_out(page)
 
     sign_in_with_mouse(page, base, "/staff/sign-in", "ana")
+    visit(page, base + "/staff/releases", "staff-releases-analyst")
+    assert "Your outputs" in page.locator("main").inner_text()
     visit(page, base + "/staff/uses/new", "staff-use-new")
     page.get_by_role("button", name="Save as draft").click()  # empty: an error summary
-    assert page.locator(".govuk-error-summary").is_visible()
+    page.locator(".govuk-error-summary").wait_for(state="visible", timeout=10_000)
     check_page(page, "staff-use-new-error")
     sign_out(page)
 
     sign_in_with_mouse(page, base, "/staff/sign-in", "adam")
     visit(page, base + "/staff/services", "staff-services")
     page.get_by_role("button", name="Issue a token").click()
-    assert "It will not be shown again" in page.locator("main").inner_text()
+    expect(page.locator("main")).to_contain_text("It will not be shown again")
     check_page(page, "staff-services-issued")

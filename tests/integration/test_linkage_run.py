@@ -162,6 +162,9 @@ def test_cli_link_commands(sqlite_settings: Settings, records, fast_settings, tm
     report = next((sqlite_settings.home / "reports").glob("linkage-*.html"))
     text = report.read_text()
     assert "Comparisons per blocking rule" in text
+    # One shared copy of the chart libraries, and a small embed per chart (six charts).
+    assert text.count("vegaEmbed('#chart-") == 6
+    assert report.stat().st_size < 1_500_000
     # No identity value appears in the report.
     sample = records.batch(0).to_pylist()[0]
     assert sample["nhs_number"] is None or sample["nhs_number"] not in text

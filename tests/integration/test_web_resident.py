@@ -326,3 +326,19 @@ def test_personal_pages_set_no_store(world: dict[str, Any], tmp_path: Path) -> N
     client = as_resident(world, world["carol"])
     for path in PERSONAL_PAGES[:3] + PERSONAL_API[:2]:
         assert client.get(path).headers["cache-control"] == "no-store", path
+
+
+def test_home_links_to_every_use_of_my_data_only_once_it_is_served(
+    world: dict[str, Any],
+) -> None:
+    client = as_resident(world, world["alice"])
+    home = client.get("/me").text
+    for path in ("/me/records", "/me/choices", "/me/services", "/me/download"):
+        assert f'href="{path}"' in home
+    assert 'href="/me/uses"' not in home  # the gate has queries_including, but no page yet
+    app = create_app(world["settings"], matcher=VaultMatcher(world["settings"]))
+    app.add_api_route("/me/uses", lambda: {"uses": []})
+    with_page = TestClient(app)
+    with_page.cookies.set("candour-session", session_cookie(
+        world["settings"], resident_session(world["alice"].person_id)))
+    assert 'href="/me/uses"' in with_page.get("/me").text

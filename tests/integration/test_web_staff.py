@@ -266,3 +266,30 @@ def test_service_tokens_let_a_service_read_only_its_own_preferences(
     token_id = token.group(0).split("_")[1]
     adam.post(f"/staff/services/{token_id}/revoke", data={"csrf_token": CSRF})
     assert service.get(f"/api/v1/services/{source}/preferences", headers=auth).status_code == 401
+
+
+def test_an_analyst_requests_the_release_of_their_own_output(world: dict[str, Any]) -> None:
+    import pandas as pd
+
+    from candour.disclosure import Count, list_releases, protect, save_output
+
+    settings: Settings = world["settings"]
+    use_id = make_use(settings, "active", title="Output to request")
+    table = pd.DataFrame({"area": ["Ashcombe", "Brookley"], "n": [30, 45]})
+    output = save_output(settings, protect(table, keys=["area"], measures=[Count("n")]),
+                         use_id=use_id, created_by="ana", name="areas")
+    ana, bob = as_staff(world, "ana"), as_staff(world, "bob")
+    page = ana.get("/staff/releases").text
+    assert output.output_id in page and f"/staff/outputs/{output.output_id}/request" in page
+    assert output.output_id not in bob.get("/staff/releases").text
+    path = f"/staff/outputs/{output.output_id}/request"
+    assert bob.post(path, data={"csrf_token": CSRF}).status_code == 404
+    assert as_staff(world, "cat").post(path, data={"csrf_token": CSRF}).status_code == 403
+    assert ana.post(path).status_code == 403
+    done = ana.post(path, data={"csrf_token": CSRF}, follow_redirects=False)
+    assert done.status_code == 303
+    [release] = [r for r in list_releases(settings) if r.output_id == output.output_id]
+    assert release.status == "pending" and release.requested_by == "ana"
+    assert done.headers["location"] == f"/staff/releases/{release.release_id}"
+    again = ana.post(path, data={"csrf_token": CSRF})
+    assert "Not requested" in again.text and "already has release request" in again.text

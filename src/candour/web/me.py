@@ -65,13 +65,18 @@ def _date(moment: datetime) -> str:
     return moment.strftime("%-d %B %Y, %H:%M UTC")
 
 
-def uses_page_available() -> bool:
-    """True once the gate offers ``queries_including`` (the "every use of my data" page)."""
+def uses_page_available(request: Request) -> bool:
+    """True when "every use of my data" can be linked to.
+
+    That page is built on the gate's ``queries_including``; the link appears once the gate
+    offers it *and* the app serves ``/me/uses``, so the home page never links to a missing page.
+    """
     try:
         gate = importlib.import_module("candour.gate")
     except ImportError:
         return False
-    return hasattr(gate, "queries_including")
+    served = any(getattr(route, "path", None) == "/me/uses" for route in request.app.routes)
+    return hasattr(gate, "queries_including") and served
 
 
 def _flash(request: Request, message: str | None = None) -> str | None:
@@ -303,7 +308,7 @@ def me(request: Request, resident: CurrentResident) -> HTMLResponse:
     page = MePage(
         title="Your data",
         signed_in_at=_when(resident.signed_in_at),
-        uses_page=uses_page_available(),
+        uses_page=uses_page_available(request),
     )
     return render(request, "me.html", page)
 

@@ -49,6 +49,7 @@ STATUS_TAGS = {
 KIND_WORDS = {
     "use-submitted": "Application submitted",
     "use-approved": "Approved",
+    "use-rejected": "Rejected",
     "use-revoked": "Stopped",
     "query": "Query run",
     "release": "Results released",

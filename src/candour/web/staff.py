@@ -35,6 +35,7 @@ from candour.disclosure import (
     get_release,
     list_releases,
     reject_release,
+    request_release,
 )
 from candour.errors import CandourError
 from candour.ledger import KINDS
@@ -351,6 +352,53 @@ def release_view(release_id: str, staff: StaffMember, settings: Settings) -> Rel
     )
 
 
+class OutputRow(BaseModel):
+    """One of an analyst's checked outputs, and whether its release was asked for."""
+
+    output_id: str
+    use_id: str
+    file_name: str
+    rows: int
+    method: str
+    created_at: str | None
+    release_id: str | None
+    release_status: str | None
+
+
+def my_outputs(staff: StaffMember, settings: Settings) -> list[OutputRow]:
+    """The outputs the member created, newest first, with their latest release request."""
+    from sqlalchemy import select
+
+    from candour.store import transaction
+    from candour.store.disclosure import DisclosureOutput
+
+    if not staff.user:
+        return []
+    latest: dict[str, Release] = {}
+    for release in reversed(list_releases(settings)):  # oldest first, so the newest wins
+        latest[release.output_id] = release
+    with transaction(settings) as session:
+        rows = session.scalars(
+            select(DisclosureOutput)
+            .where(DisclosureOutput.created_by == staff.user)
+            .order_by(DisclosureOutput.id.desc())
+            .limit(200)
+        ).all()
+        return [
+            OutputRow(
+                output_id=r.output_id,
+                use_id=r.use_id,
+                file_name=r.file_name,
+                rows=r.rows,
+                method=r.method,
+                created_at=_stamp(r.created_at),
+                release_id=latest[r.output_id].release_id if r.output_id in latest else None,
+                release_status=latest[r.output_id].status if r.output_id in latest else None,
+            )
+            for r in rows
+        ]
+
+
 def visible_releases(staff: StaffMember, settings: Settings, status: str | None) -> list[Release]:
     """Release requests the member may see, newest first."""
     found = list_releases(settings, status)
@@ -474,10 +522,12 @@ class NewUsePage(Page):
 
 
 class ReleasesPage(Page):
-    """Release requests."""
+    """Release requests, and the analyst's own outputs that could be requested."""
 
     releases: list[dict[str, Any]]
     status: str | None
+    outputs: list[OutputRow]
+    flash: str | None
 
 
 class ReleasePage(Page):
@@ -666,8 +716,34 @@ def staff_releases(
         title="Release requests",
         releases=[_release_row(r) for r in visible_releases(staff, settings, status)],
         status=status,
+        outputs=my_outputs(staff, settings) if staff.has("analyst") else [],
+        flash=_flash(request),
     )
     return render(request, "staff_releases.html", page)
+
+
+@router.post("/staff/outputs/{output_id}/request", response_model=None)
+def staff_output_request(
+    request: Request,
+    staff: Annotated[StaffMember, Depends(require_role("analyst"))],
+    settings: SettingsDep,
+    output_id: Annotated[str, Path(pattern=r"^OUT-[0-9a-f]{10}$")],
+) -> Response:
+    """Ask for one of the analyst's own outputs to be checked and released."""
+    try:
+        output = get_output(settings, output_id)
+    except OutputError:
+        raise HTTPException(status_code=404) from None
+    if output.created_by != staff.user:
+        raise HTTPException(status_code=404)
+    assert staff.user is not None
+    try:
+        release = request_release(settings, output_id, user=staff.user)
+    except CandourError as exc:
+        _flash(request, f"Not requested: {exc}")
+        return RedirectResponse("/staff/releases", status_code=303)
+    _flash(request, f"Release {release.release_id} requested: a checker will look at it")
+    return RedirectResponse(f"/staff/releases/{release.release_id}", status_code=303)
 
 
 def _release_page(
