@@ -57,7 +57,7 @@ def _allowed(package: str, imported: str) -> bool:
 
 
 # Top-level modules that orchestrate several domains (the CLI's and web app's workflows).
-ORCHESTRATION = {"cli", "web", "demo", "initialise", "workflows", "__init__"}
+ORCHESTRATION = {"cli", "web", "demo", "initialise", "workflows", "maintenance", "__init__"}
 
 
 def _modules() -> list[str]:

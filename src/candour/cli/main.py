@@ -13,6 +13,7 @@ from candour.cli import (
     init,
     ledger,
     link,
+    maintenance,
     query,
     release,
     serve,
@@ -51,6 +52,9 @@ app.command("ingest")(ingest.ingest)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("query")(query.query)
+app.command("check")(maintenance.check)
+app.command("backup")(maintenance.backup)
+app.command("restore")(maintenance.restore)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(witness.app, name="witness")
 app.add_typer(link.app, name="link")

@@ -1,0 +1,1 @@
+"""Keeping a data home healthy: consistency checks, and encrypted backup and restore."""
