@@ -189,8 +189,9 @@ def _row(slot: int, size: int) -> dict[str, object]:
     }
 
 
-def _lookup(settings: Settings, people: int, queries: int) -> tuple[float, float]:
-    """p95 and median ms of queries_including over ``queries`` logged cohorts."""
+def _lookup(settings: Settings, people: int, queries: int) -> dict[str, float]:
+    """Timings (ms) of queries_including over ``queries`` logged cohorts: p95 and median of the
+    full list, p95 of a page (count + newest 20), and the first (cold) lookup."""
     store = cohorts.CohortStore(Home(settings.home))
     rng = np.random.default_rng(11)
     rows = []
@@ -216,13 +217,30 @@ def _lookup(settings: Settings, people: int, queries: int) -> tuple[float, float
     with transaction(settings) as session:
         for start in range(0, len(rows), 1000):
             session.execute(insert(GateQuery), rows[start : start + 1000])
-    times = []
-    for n in rng.choice(people, 200, replace=False):
+    chosen = [_pid(int(n)) for n in rng.choice(people, 201, replace=False)]
+    # The first lookup in a process reads the records of the slots it finds from the store;
+    # later ones read only slots not seen before (the web server is a long-lived process).
+    start = time.perf_counter()
+    found = len(gate.queries_including(chosen[0], settings=settings))
+    cold = (time.perf_counter() - start) * 1000
+    times, pages = [], []
+    for person in chosen[1:]:
         start = time.perf_counter()
-        gate.queries_including(_pid(int(n)), settings=settings)
+        gate.queries_including(person, settings=settings)
         times.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        gate.count_queries_including(person, settings=settings)
+        gate.queries_including(person, settings=settings, limit=20, newest_first=True)
+        pages.append((time.perf_counter() - start) * 1000)
     times.sort()
-    return times[int(len(times) * 0.95) - 1], statistics.median(times)
+    pages.sort()
+    return {
+        "p95": times[int(len(times) * 0.95) - 1],
+        "median": statistics.median(times),
+        "page_p95": pages[int(len(pages) * 0.95) - 1],
+        "cold": cold,
+        "found": found,
+    }
 
 
 def run(quick: bool) -> list[Result]:
@@ -322,16 +340,19 @@ def run(quick: bool) -> list[Result]:
                 )
         finally:
             engine.close()
-        p95, median = _lookup(settings, people, lookups)
+        lookup = _lookup(settings, people, lookups)
         results.append(
             Result(
                 benchmark=f"queries_including, {lookups:,} queries, {people:,} people",
-                figure=p95,
+                figure=lookup["p95"],
                 unit="ms",
                 target="p95 <= 150 ms (portal page)",
-                met=None if quick else p95 <= 150,
-                notes=f"median {median:.1f} ms; 200 random people; linked-table build "
-                f"{built():.1f} s, first opt-out mask {first_mask():.1f} s",
+                met=None if quick else lookup["p95"] <= 150,
+                notes=f"every query of the person; median {lookup['median']:.1f} ms; 200 random "
+                f"people; a page (count + newest 20) p95 {lookup['page_p95']:.1f} ms; first "
+                f"lookup in the process {lookup['cold']:.0f} ms ({lookup['found']:.0f} queries); "
+                f"linked-table build {built():.1f} s, first opt-out mask {first_mask():.1f} s",
+                extra={"page_p95_ms": lookup["page_p95"], "cold_ms": lookup["cold"]},
             )
         )
     finally:

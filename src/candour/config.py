@@ -13,6 +13,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path("candour-data")
+# A memory size the engine accepts (e.g. 4GB, 512MiB): it is interpolated into a SET statement.
+MEMORY_SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 
 
 class Settings(BaseSettings):
@@ -37,8 +39,7 @@ class Settings(BaseSettings):
     )
     gate_memory_limit: str = Field(
         default="4GB",
-        # Interpolated into the engine's SET statement, so only a plain size is accepted.
-        pattern=r"^[0-9]+(\.[0-9]+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        pattern=MEMORY_SIZE_PATTERN,
         description="Engine memory one gated query may use (DuckDB memory_limit), e.g. 4GB.",
     )
     gate_max_rows: int = Field(

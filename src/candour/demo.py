@@ -15,19 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from candour import ledger
 from candour.config import Settings
 from candour.errors import CandourError
 from candour.home import Home
 from candour.initialise import initialise_home
 from candour.linkage.outputs import evaluate_index
-from candour.linkage.runs import link
 from candour.progress import ProgressCallback, silent
 from candour.sources.ingest import ingest
+from candour.store import dispose
 from candour.synth import write_county
+from candour.vault import dispose_vault
 from candour.warehouse import open_warehouse
+from candour.workflows.carry_choices import link_carrying_choices
 
 DEMO_MARKER = ".candour-demo"
 DEFAULT_DEMO_HOME = Path("candour-demo")
+MIN_PEOPLE = 500
 
 
 @dataclass
@@ -80,9 +84,14 @@ def run_demo(
     on_stage: Callable[[StageTiming], None] | None = None,
 ) -> DemoReport:
     """Run every stage of the demo in a fresh home and report what was built."""
-    if people < 10:
-        raise CandourError("--people must be at least 10 for the demo")
+    if people < MIN_PEOPLE:
+        # Smaller counties leave some services with no records at all, which ingest refuses.
+        raise CandourError(f"--people must be at least {MIN_PEOPLE} for the demo")
     home = Home(settings.home)
+    # A previous demo in this process may still hold connections to the home it replaces.
+    dispose(settings)
+    dispose_vault(settings)
+    ledger.close_log(settings)
     prepare_fresh_home(home.root)
     report = DemoReport(home=home.root, people=people, seed=seed)
 
@@ -113,7 +122,9 @@ def run_demo(
 
     ingested = stage("ingest", ingest_county)
     report.facts["ingest"] = ingested
-    report.facts["link"] = stage("link", lambda: link(settings, progress=progress))
+    report.facts["link"] = stage(
+        "link", lambda: link_carrying_choices(settings, progress=progress)[0]
+    )
     report.facts["quality"] = stage(
         "evaluate", lambda: evaluate_index(settings, home.synth / "truth" / "records.csv")
     )

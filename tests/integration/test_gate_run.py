@@ -380,3 +380,63 @@ def test_differential_privacy_mode(sqlite_settings: Settings):
     assert result.method == "dp" and len(result.table) == 5
     assert remaining_budget(sqlite_settings, use_id) == pytest.approx(0.5)
     assert gate.get_query(result.query_id, settings=sqlite_settings).method == "dp"
+
+
+def test_the_memory_limit_stops_a_query_cleanly_and_nothing_is_logged(sqlite_settings: Settings):
+    build_home(sqlite_settings, people=60)
+    use_id = approved_use(sqlite_settings, output="record-level", purpose="direct-care")
+    size = ledger.open_log(sqlite_settings).read_checkpoint()[0].size  # type: ignore[index]
+    lookup = cohorts.CohortStore(Home(sqlite_settings.home)).lookup
+    before = sorted(p.name for p in lookup.iterdir())
+    # A median holds every value it is given in memory (it cannot spill to disk): ~1.7M
+    # values here, far more than 8 MB.
+    hungry = (
+        "SELECT median(a.cost * 1000000 + b.cost * 1000 + c.cost) AS m "
+        "FROM ae_attendances a, ae_attendances b, ae_attendances c"
+    )
+    with pytest.raises(gate.QueryLimit) as stopped:
+        gate.run(use_id, "ana", hungry, settings=sqlite_settings, limits=gate.Limits(memory="8MB"))
+    assert stopped.value.rule == "memory-limit"
+    assert "8MB" in str(stopped.value)
+    assert ledger.open_log(sqlite_settings).read_checkpoint()[0].size == size  # type: ignore[index]
+    assert _stored_queries(sqlite_settings) == 0
+    assert list(cohorts.CohortStore(Home(sqlite_settings.home)).cohorts.iterdir()) == []
+    assert sorted(p.name for p in lookup.iterdir()) == before
+    # With its configured limit (CANDOUR_GATE_MEMORY_LIMIT) the same query answers.
+    roomy = sqlite_settings.model_copy(update={"gate_memory_limit": "1GB"})
+    answered = gate.run(use_id, "ana", hungry, settings=roomy)
+    assert len(answered.table) == 1 and _stored_queries(sqlite_settings) == 1
+
+
+def test_limits_default_to_the_gate_settings(sqlite_settings: Settings):
+    build_home(sqlite_settings, people=20)
+    use_id = approved_use(sqlite_settings, output="record-level", purpose="direct-care")
+    capped = sqlite_settings.model_copy(update={"gate_max_rows": 4})
+    result = gate.run(use_id, "ana", "SELECT * FROM ae_attendances", settings=capped)
+    assert len(result.table) == 4 and result.truncated
+    con = candour.connect(use=use_id, user="ana", settings=capped)
+    assert con.limits == gate.Limits(max_rows=4)
+
+
+def test_queries_including_pages_and_counts(store_settings: Settings):
+    home = build_home(store_settings, people=12)
+    use_id = approved_use(store_settings)
+    ran = [
+        gate.run(use_id, "ana", COUNT_BY_DIAGNOSIS, settings=store_settings).query_id
+        for _ in range(5)
+    ]
+    person = home.people[2]
+    assert gate.count_queries_including(person, settings=store_settings) == 5
+    everything = [q.query_id for q in gate.queries_including(person, settings=store_settings)]
+    assert everything == ran
+    page = gate.queries_including(person, settings=store_settings, limit=2, offset=1)
+    assert [q.query_id for q in page] == ran[1:3]
+    newest = gate.queries_including(person, settings=store_settings, limit=2, newest_first=True)
+    assert [q.query_id for q in newest] == ran[::-1][:2]
+    assert gate.queries_including(person, settings=store_settings, offset=9) == []
+    with pytest.raises(ValueError):
+        gate.queries_including(person, settings=store_settings, limit=-1)
+    # A query logged after the first lookup (its slot not cached yet) is found too.
+    later = gate.run(use_id, "ana", COUNT_BY_DIAGNOSIS, settings=store_settings).query_id
+    assert gate.queries_including(person, settings=store_settings)[-1].query_id == later
+    assert gate.count_queries_including(2, settings=store_settings) == 6

@@ -45,7 +45,7 @@ from candour.store.linkage import PersonNumber
 from candour.store.models import utcnow
 
 Decision = Literal["opt-out", "opt-in"]
-Channel = Literal["cli", "portal", "bulk-import", "api", "staff"]
+Channel = Literal["cli", "portal", "bulk-import", "api", "staff", "linkage"]
 DECISIONS: tuple[str, ...] = get_args(Decision)
 CHANNELS: tuple[str, ...] = get_args(Channel)
 

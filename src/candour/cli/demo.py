@@ -14,7 +14,7 @@ from candour.demo import DEFAULT_DEMO_HOME, StageTiming, run_demo
 
 def demo(
     people: Annotated[
-        int, typer.Option("--people", min=10, help="How many residents the county has.")
+        int, typer.Option("--people", min=500, help="How many residents the county has.")
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed, the same county.")] = 1,
     home: Annotated[

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from candour.cli.common import HomeOption, console, new_app, progress_bars, settings
 from candour.errors import CandourError
@@ -18,8 +17,7 @@ from candour.linkage.evaluate import Quality
 from candour.linkage.outputs import changes, evaluate_index, export_index, history
 from candour.linkage.report import write_report
 from candour.linkage.review import PairView, decide, get_pair, list_pairs
-from candour.linkage.runs import link as run_link
-from candour.workflows.carry_choices import CarryReport, carry_in_session
+from candour.workflows.carry_choices import link_carrying_choices
 
 app = new_app(
     "Link every ingested record to a person with a Splink model, and keep the person index.\n\n"
@@ -55,21 +53,13 @@ def run(
     if engine is not None and engine not in ("duckdb", "spark"):
         raise CandourError(f"--engine must be duckdb or spark, not {engine!r}")
     chosen: EngineName | None = engine  # type: ignore[assignment]
-    carried: list[CarryReport] = []
-
-    def carry(session: Session, run_id: str) -> None:
-        # Inside the run's transaction: the new index and the residents' opt-outs carried
-        # across merges and splits commit together, so no query sees one without the other.
-        carried.append(carry_in_session(session, config, run_id))
-
     with progress_bars() as progress:
-        result = run_link(
+        result, carried = link_carrying_choices(
             config,
             engine=chosen,
             settings_file=settings_file,
             retrain=retrain,
             progress=progress,
-            after_index=carry,
         )
     table = Table(title=f"Link run {result.run_id} ({result.engine})")
     table.add_column("measure")
@@ -83,7 +73,7 @@ def run(
         ("person ids new", result.new_ids),
         ("merges / splits / retired", f"{result.merges} / {result.splits} / {result.retired}"),
         ("pairs waiting for review", result.review_pending),
-        ("opt-outs carried to new ids", carried[0].carried if carried else 0),
+        ("opt-outs carried to new ids", carried.carried if carried else 0),
         ("threshold (match probability)", result.threshold),
         ("ledger entry", result.ledger_index),
     ):

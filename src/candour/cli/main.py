@@ -17,6 +17,7 @@ from candour.cli import (
     query,
     release,
     serve,
+    study,
     synth,
     users,
     uses,
@@ -63,6 +64,7 @@ app.add_typer(uses.app, name="uses")
 app.add_typer(users.app, name="users")
 app.add_typer(release.app, name="release")
 app.add_typer(catalogue.app, name="catalogue")
+app.add_typer(study.app, name="study")
 
 
 def run() -> None:

@@ -24,8 +24,15 @@ from candour.gate.engines import (
     open_engine,
 )
 from candour.gate.receipts import Receipt, ReceiptError, home_verifier, receipt_for
-from candour.gate.records import QueryRecord, get_query, person_num_of, queries_including
+from candour.gate.records import (
+    QueryRecord,
+    count_queries_including,
+    get_query,
+    person_num_of,
+    queries_including,
+)
 from candour.gate.run import DpOptions, QueryResult, output_bytes, prepare, run
+from candour.gate.spark import SparkEngine
 from candour.gate.tables import GateError, TableInfo, catalogue, link_state
 from candour.gate.validate import GrantedTable, QueryRefused, ValidatedQuery, validate
 
@@ -45,10 +52,12 @@ __all__ = [
     "QueryResult",
     "Receipt",
     "ReceiptError",
+    "SparkEngine",
     "TableInfo",
     "ValidatedQuery",
     "catalogue",
     "connect",
+    "count_queries_including",
     "get_query",
     "home_verifier",
     "link_state",

@@ -85,4 +85,4 @@ def connect(
 
     settings = settings or Settings()
     register.authorise(use, user, settings=settings)
-    return Connection(use, user, settings, limits or Limits(), engine)
+    return Connection(use, user, settings, limits or Limits.from_settings(settings), engine)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +38,7 @@ SEGMENT_BITS = 64
 _NO_RUN_COOKIE = 12346
 _ARRAY_MAX = 4096
 _CHUNK = 1 << 16
+_WORDS = _CHUNK // 64  # 64-bit words per roaring container
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 
@@ -47,27 +49,48 @@ U32 = np.ndarray[Any, np.dtype[np.uint32]]
 
 
 def from_mask(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> BitMap:
-    """The bitmap of the positions set in a boolean array (fast for millions of people).
-
-    Builds the portable serialisation directly (bitset containers above 4,096 values, arrays
-    below, as CRoaring does) and deserialises it: constructing a BitMap from a Python iterable
-    costs ~100 ms per million values, this a few ms.
-    """
+    """The bitmap of the positions set in a boolean array (fast for millions of people)."""
     size = len(mask)
+    padded = np.zeros(-(-size // _CHUNK) * _CHUNK, dtype=np.bool_)
+    padded[:size] = mask
+    words = np.packbits(padded, bitorder="little").view("<u8")
+    return _from_dense_words(words)
+
+
+def from_words(
+    index: np.ndarray[Any, np.dtype[Any]], words: np.ndarray[Any, np.dtype[np.uint64]]
+) -> BitMap:
+    """The bitmap whose 64-bit word ``index[i]`` is ``words[i]`` (bit ``j`` of word ``w`` is
+    person ``64*w + j``); each index at most once. This is how engines hand over a cohort:
+    packed into words where the data is, so a county's cohort travels as ~23,000 numbers."""
+    index = np.asarray(index, dtype=np.int64)
+    if index.size == 0:
+        return BitMap()
+    if index.min() < 0 or index.max() >= (1 << 32) // SEGMENT_BITS:
+        raise ValueError("person numbers must be unsigned 32-bit integers")
+    size = -(-(int(index.max()) + 1) // _WORDS) * _WORDS
+    dense = np.zeros(size, dtype="<u8")
+    dense[index] = np.asarray(words, dtype=np.uint64)
+    return _from_dense_words(dense)
+
+
+def _from_dense_words(words: np.ndarray[Any, np.dtype[np.uint64]]) -> BitMap:
+    """Builds the portable serialisation directly (bitset containers above 4,096 values, arrays
+    below, as CRoaring does) and deserialises it: constructing a BitMap from a Python iterable
+    costs ~100 ms per million values, this a few ms."""
+    blocks = words.reshape(-1, _WORDS)
+    counts = np.bitwise_count(blocks).sum(axis=1, dtype=np.int64)
     headers: list[tuple[int, int]] = []
     bodies: list[bytes] = []
-    for key, start in enumerate(range(0, size, _CHUNK)):
-        block = mask[start : start + _CHUNK]
-        cardinality = int(np.count_nonzero(block))
-        if cardinality == 0:
-            continue
+    for key in np.flatnonzero(counts):
+        cardinality = int(counts[key])
+        block = blocks[key]
         if cardinality > _ARRAY_MAX:
-            padded = np.zeros(_CHUNK, dtype=np.bool_)
-            padded[: len(block)] = block
-            bodies.append(np.packbits(padded, bitorder="little").tobytes())
+            bodies.append(block.astype("<u8", copy=False).tobytes())
         else:
-            bodies.append(np.flatnonzero(block).astype("<u2").tobytes())
-        headers.append((key, cardinality - 1))
+            bits = np.unpackbits(block.astype("<u8", copy=False).view(np.uint8), bitorder="little")
+            bodies.append(np.flatnonzero(bits).astype("<u2").tobytes())
+        headers.append((int(key), cardinality - 1))
     count = len(headers)
     head = struct.pack("<II", _NO_RUN_COOKIE, count)
     head += b"".join(struct.pack("<HH", k, c) for k, c in headers)
@@ -168,6 +191,21 @@ class CohortStore:
 
     def _counter(self) -> Path:
         return self.lookup / "next-slot"
+
+    def index_id(self) -> str:
+        """A random id made with this lookup index: it names the index, not the path, so
+        caches of what its slots mean are never carried over to a home rebuilt in place."""
+        path = self.lookup / "index-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        with self._lock:
+            if not path.exists():
+                tmp = self.lookup / ".index-id.tmp"
+                tmp.write_text(secrets.token_hex(16))
+                tmp.replace(path)
+            return path.read_text().strip()
 
     def allocate(self) -> int:
         """A new slot, durably: a slot is never handed out twice, even after a crash."""

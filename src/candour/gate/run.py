@@ -193,8 +193,7 @@ def _cohort(
     )
     if query.single_block and not simple:
         sql = cohort_sql(query, session.views, engine.dialect, distinct=False)
-        mask = session.person_mask(sql, engine.max_person() + 1)
-        return cohorts.from_mask(mask), True
+        return session.cohort(sql, engine.max_person() + 1), True
     # Everyone in each table read, less whom the snapshot excludes from it: exact for a whole
     # table read without filters, a superset for anything more complex.
     found = BitMap()
@@ -331,11 +330,12 @@ def run(
     a rule and a place) when the SQL or its output shape is not allowed or a limit is hit,
     ``DisclosureRefused``/``BudgetExhausted`` when the output cannot be made safe, and any
     ledger or store error as it is: a query that cannot be logged returns nothing.
-    ``engine`` defaults to ``settings.engine`` over the home's warehouse.
+    ``engine`` defaults to ``settings.engine`` over the home's warehouse, and ``limits`` to
+    the ``CANDOUR_GATE_*`` settings.
     """
     started = utcnow()
     active = register.authorise(use_id, user, settings=settings)
-    limits = limits or Limits()
+    limits = limits or Limits.from_settings(settings)
     state = link_state(settings)
     tables = catalogue(settings)
     own = engine is None

@@ -23,7 +23,15 @@ from candour.errors import CandourError
 from candour.home import Home, read_secret, write_secret_once
 from candour.ledger import entries, note, tree
 from candour.ledger.entries import KINDS, EntryError, is_about, person_fields, person_key
-from candour.ledger.log import Log, LogError, TileReader, open_log, public_dir, state_dir
+from candour.ledger.log import (
+    Log,
+    LogError,
+    TileReader,
+    close_log,
+    open_log,
+    public_dir,
+    state_dir,
+)
 from candour.ledger.tree import ProofError
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "EntryError",
     "InclusionProof",
     "Log",
+    "close_log",
     "LogError",
     "ProofError",
     "consistency_proof",

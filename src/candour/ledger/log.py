@@ -412,3 +412,10 @@ def open_log(settings: Settings | None = None) -> Log:
         if found is None:
             found = _logs[key] = Log.open(settings)
         return found
+
+
+def close_log(settings: Settings) -> None:
+    """Forget the cached log of this home (after the home was deleted or restored)."""
+    with _logs_lock:
+        for key in [k for k in _logs if k[0] == settings.home]:
+            del _logs[key]

@@ -24,7 +24,18 @@ from candour.config import Settings
 from candour.demo import DEMO_MARKER
 from candour.errors import CandourError
 from candour.home import Home, read_secret, write_secret_once
-from candour.web import api, auth, catalogue, log, me, public, register, services_api, staff
+from candour.web import (
+    api,
+    auth,
+    catalogue,
+    log,
+    me,
+    public,
+    register,
+    services_api,
+    staff,
+    studies,
+)
 from candour.web.assets import govuk_frontend_dir
 from candour.web.deps import SignInRequired
 from candour.web.identity import IdentityMatcher
@@ -222,6 +233,7 @@ def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) ->
         me.api,
         staff.api,
         services_api.api,
+        studies.router,
     ):
         app.include_router(router)
     catalogue.install(app, settings)

@@ -30,6 +30,7 @@ from candour.choices import (
 )
 from candour.config import Settings
 from candour.web import preferences
+from candour.web.auth import MessagePage
 from candour.web.deps import CurrentResident, SettingsDep
 from candour.web.security import csrf_token
 from candour.web.templating import Page, render
@@ -90,8 +91,6 @@ def _flash(request: Request, message: str | None = None) -> str | None:
 
 def _gone(request: Request) -> HTMLResponse:
     """The page for a signed-in person the person index no longer knows (ids merged)."""
-    from candour.web.auth import MessagePage
-
     page = MessagePage(
         title="We cannot find your records",
         heading="We cannot find your records",

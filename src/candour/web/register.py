@@ -16,10 +16,11 @@ from collections import OrderedDict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from candour.choices import load_purposes
+from candour.choices import PurposeError, load_purposes
 from candour.config import Settings
 from candour.disclosure import list_releases
 from candour.register import UseError, UseView, export_record, get_use, list_uses
@@ -233,7 +234,7 @@ def use_detail(use_id: str, settings: Settings, index: LogIndex) -> UseDetail:
         purpose = purposes.get(view.spec.purpose)
         opt_outs: bool | None = purpose.opt_out
         purpose_text, why_not = purpose.description, purpose.why_no_opt_out
-    except Exception:  # a purpose since removed from the configuration
+    except PurposeError:  # a purpose since removed from the configuration
         opt_outs, purpose_text, why_not = None, "", None
     entries = index.for_use(use_id)
     queries = [_log_item(e) for e in entries if e.kind == "query"]
@@ -308,7 +309,7 @@ def _anonymous(request: Request) -> bool:
 
 
 @router.get("/register", response_class=HTMLResponse)
-def register_page(
+async def register_page(
     request: Request,
     purpose: Annotated[str | None, Query(max_length=64)] = None,
     organisation: Annotated[str | None, Query(max_length=200)] = None,
@@ -319,18 +320,24 @@ def register_page(
     key = request.url.query
     anonymous = _anonymous(request)
     if anonymous:
+        # The hot path stays on the event loop: a cached page needs no thread hand-off.
         body = cache.page(key)
         if body is not None:
             return HTMLResponse(body)
-    page = RegisterPage(
-        title="Register of data uses",
-        listing=filtered(cache, purpose or None, organisation or None, status),
-        purpose=purpose or None,
-        organisation=organisation or None,
-        status=status,
-        status_tags=STATUS_TAGS,
-    )
-    response = render(request, "register.html", page)
+
+    def build() -> HTMLResponse:
+        page = RegisterPage(
+            title="Register of data uses",
+            listing=filtered(cache, purpose or None, organisation or None, status),
+            purpose=purpose or None,
+            organisation=organisation or None,
+            status=status,
+            status_tags=STATUS_TAGS,
+        )
+        return render(request, "register.html", page)
+
+    # Reading the store and rendering block, so they run in the thread pool.
+    response = await run_in_threadpool(build)
     if anonymous:
         cache.keep_page(key, bytes(response.body))
     return response

@@ -18,11 +18,13 @@ The domain functions re-check every rule themselves; the checks here decide what
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from candour.choices import load_purposes
 from candour.config import Settings
@@ -43,6 +45,8 @@ from candour.linkage.review import ReviewError, decide, get_pair, list_pairs
 from candour.register import UseError, UseView, apply_use, approve, get_use, list_uses, parse_use
 from candour.register import reject as reject_use
 from candour.register import submit as submit_use
+from candour.store import transaction
+from candour.store.disclosure import DisclosureOutput
 from candour.web import preferences
 from candour.web.deps import CurrentStaff, SettingsDep, StaffMember, require_role
 from candour.web.logindex import IndexedEntry
@@ -367,11 +371,6 @@ class OutputRow(BaseModel):
 
 def my_outputs(staff: StaffMember, settings: Settings) -> list[OutputRow]:
     """The outputs the member created, newest first, with their latest release request."""
-    from sqlalchemy import select
-
-    from candour.store import transaction
-    from candour.store.disclosure import DisclosureOutput
-
     if not staff.user:
         return []
     latest: dict[str, Release] = {}
@@ -887,8 +886,6 @@ def staff_audit(
     result = audit_search(request, kind, use_id, date_from, date_to, start)
     params = {k: v for k, v in (("kind", kind), ("use_id", use_id), ("date_from", date_from),
                                 ("date_to", date_to)) if v}
-    from urllib.parse import urlencode
-
     page = AuditPage(
         title="Audit search",
         kinds=list(KINDS),

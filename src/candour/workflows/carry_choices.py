@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -38,8 +39,9 @@ from candour import ledger
 from candour.config import Settings
 from candour.errors import CandourError
 from candour.home import Home, read_secret
+from candour.linkage.runs import RunResult, link
 from candour.store import transaction
-from candour.store.choices import ChoiceEvent, ChoiceOptOut, ChoiceVersion
+from candour.store.choices import ALL_SOURCES, ChoiceEvent, ChoiceOptOut, ChoiceVersion
 from candour.store.linkage import LinkRun, PersonChange, PersonNumber
 from candour.store.models import utcnow
 
@@ -183,7 +185,11 @@ def carry_in_session(session: Session, settings: Settings, run_id: str) -> Carry
                 report.already += 1
                 continue
             fields = ledger.person_fields(secret)
-            entries.append(("choice-change", {"purpose": purpose, "choice": "opt-out", **fields}))
+            payload = {"purpose": purpose, "choice": "opt-out", **fields}
+            if source != ALL_SOURCES:
+                # As for any narrowed choice, the log names the source it is narrowed to.
+                payload["source"] = source
+            entries.append(("choice-change", payload))
             rows.append(
                 ChoiceEvent(
                     person_id=new,
@@ -240,3 +246,21 @@ def carry_choices(settings: Settings, run_id: str) -> CarryReport:
     """
     with transaction(settings) as session:
         return carry_in_session(session, settings, run_id)
+
+
+def link_carrying_choices(
+    settings: Settings, **options: Any
+) -> tuple[RunResult, CarryReport | None]:
+    """Run :func:`candour.linkage.runs.link` so residents' choices follow merges and splits.
+
+    The carry-over runs inside the link run's own transaction, so the new person index and the
+    carried opt-outs commit together and no query sees one without the other. ``options`` are
+    passed to ``link`` (engine, settings_file, retrain, progress, ...).
+    """
+    carried: list[CarryReport] = []
+
+    def carry(session: Session, run_id: str) -> None:
+        carried.append(carry_in_session(session, settings, run_id))
+
+    result = link(settings, after_index=carry, **options)
+    return result, (carried[0] if carried else None)
