@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from candour.cli.common import console, progress_bars, settings
+from candour.cli.serve import serve
 from candour.demo import DEFAULT_DEMO_HOME, StageTiming, run_demo
 
 
@@ -63,6 +64,7 @@ def demo(
     console.print(table)
     if not no_serve:
         console.print(
-            "The web portal is not built yet, so there is nothing to serve; "
-            "the data home above is ready to explore with `candour ledger` and the synth files."
+            "Open the public register, transparency pages, log and open data in a browser. "
+            "Resident sign-in needs an identity provider (docs/web.md)."
         )
+        serve(home=home)
