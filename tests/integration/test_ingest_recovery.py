@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.integration.test_ingest_fixtures import (
@@ -94,7 +95,7 @@ def test_a_failure_part_way_is_undone_at_once(
     def vault_fails(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ingest_module, "_write_vault", vault_fails)
+    monkeypatch.setattr(ingest_module, "_finish_vault", vault_fails)
     with pytest.raises(OSError, match="disk full"):
         run_ingest(spec, settings)
     assert footprint(settings).empty()
@@ -173,3 +174,54 @@ def test_kill_9_mid_ingest_then_recover(sqlite_settings: Settings, tmp_path: Pat
     final = footprint(settings)
     assert (final.done_batches, final.vault_records, final.warehouse_rows) == (1, 55_000, 55_000)
     assert final.ingest_entries == 1
+
+
+def _use_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Send even a five-row file to two sealing workers, two rows per hand-over row group.
+
+    Returns a list that gets the batch id of every hand-over to the workers.
+    """
+    from candour.vault.parallel import SealPool
+
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK", 2)
+    monkeypatch.setattr(ingest_module, "SEAL_WORKERS", 2)
+    handed: list[int] = []
+    start = SealPool.start
+
+    def spy(self: SealPool, *args: Any) -> Any:
+        handed.append(args[-1])
+        return start(self, *args)
+
+    monkeypatch.setattr(SealPool, "start", spy)
+    return handed
+
+
+def test_workers_seal_while_the_warehouse_is_written(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    spec = write_extract(tmp_path / "x")
+    handed = _use_workers(monkeypatch)
+    report = run_ingest(spec, settings)
+    assert report.results[0].rows_accepted == 5
+    assert handed == [report.results[0].batch_id]
+    after = footprint(settings)
+    assert (after.done_batches, after.vault_records, after.warehouse_rows) == (1, 5, 5)
+
+
+def test_a_warehouse_failure_while_workers_seal_leaves_nothing(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    spec = write_extract(tmp_path / "x")
+    handed = _use_workers(monkeypatch)
+    from candour.warehouse.duckdb import DuckDBWarehouse
+
+    def append_fails(*args: object, **kwargs: object) -> int:
+        raise OSError("warehouse disk full")
+
+    monkeypatch.setattr(DuckDBWarehouse, "append", append_fails)
+    with pytest.raises(OSError, match="warehouse disk full"):
+        run_ingest(spec, settings)
+    assert len(handed) == 1
+    # The workers' rows were written, then removed after they had all finished.
+    assert footprint(settings).empty()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import pickle
 
@@ -154,3 +155,39 @@ def test_plaintext_encoding():
 def test_keys_of_the_wrong_size_are_refused():
     with pytest.raises(VaultCryptoError):
         Sealer(b"short", HMAC_KEY, [])
+
+
+def test_bulk_digests_equal_the_standard_hmac_for_every_key_length():
+    from candour.vault.crypto import _hmac_sha256_many
+
+    messages = [b"", b"candour/vault/lookup/v1\x00nhs_number\x009434765919", os.urandom(200)]
+    for key in (HMAC_KEY, os.urandom(64), os.urandom(100)):
+        expected = [hmac.digest(key, message, "sha256") for message in messages]
+        assert _hmac_sha256_many(key, messages) == expected
+
+
+def test_columns_with_gaps_seal_only_the_values_present():
+    sealer = Sealer(VAULT_KEY, HMAC_KEY, [])
+    rows = [{"key": f"gp:{i}", "given_name": f"n{i}"} for i in range(6)]
+    for i in (1, 4):
+        rows[i]["family_name"] = f"f{i}"
+    rows[5]["nhs_number"] = "9434765919"
+    sealed, lookups = sealer.seal_columns(_columns(rows), "gp", 3)
+    opened = [sealer.open_record(*row) for row in sealed]
+    assert [r.given_name for r in opened] == [f"n{i}" for i in range(6)]
+    assert [r.family_name for r in opened] == [None, "f1", None, None, "f4", None]
+    assert [key for _, _, key, _ in lookups] == ["gp:5"]
+    # Every field present has its own fresh nonce, across records as well as within one.
+    nonces = []
+    for row in sealed:
+        blob, offset = row[4], 1
+        while offset < len(blob):
+            length = int.from_bytes(blob[offset + 1 : offset + 5], "little")
+            nonces.append(blob[offset + 5 : offset + 5 + NONCE_BYTES])
+            offset += 5 + length
+    assert len(nonces) == 6 + 2 + 1 and len(set(nonces)) == len(nonces)
+
+
+def test_an_empty_chunk_seals_to_nothing():
+    sealer = Sealer(VAULT_KEY, HMAC_KEY, ["pnc"])
+    assert sealer.seal_columns(_columns([], ["pnc"]), "gp", 1) == ([], [])

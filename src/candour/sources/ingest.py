@@ -12,9 +12,11 @@ crash (``kill -9``, power cut) at any point:
    home, removed afterwards): parse, validate, standardise. Bad rows go to the quarantine file;
    if their share is over ``ingest_max_bad_share`` (default 1%) the batch is undone and the
    ingest stops with a summary. The row counts are saved on the pending batch.
-4. **Warehouse**, then **vault**: the good rows' attributes are appended to the source's
+4. **Warehouse** and **vault**: the good rows' attributes are appended to the source's
    warehouse table in one transaction, and their identities sealed (AES-256-GCM, field by
-   field) and inserted into the vault in one transaction; both rows carry the batch id.
+   field) and inserted into the vault; both carry the batch id. A large batch is sealed by
+   worker processes while this process appends the warehouse; both writes are complete (the
+   workers answered, and one synchronous vault commit made theirs durable) before step 5.
 5. **Ledger**: one ``ingest`` entry (source, file hash, rows, rejected) is appended to the
    public log. This is the commit point: once the entry exists the batch is complete.
 6. **Done**: the batch is marked ``done`` with its ledger index.
@@ -34,6 +36,7 @@ single writer safe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -69,10 +72,12 @@ from candour.sources.stage import Staging, check_formats
 from candour.store import IngestBatch, transaction
 from candour.store.models import utcnow
 from candour.vault import Vault, open_vault
-from candour.vault.parallel import SealPool
+from candour.vault.parallel import PendingSeal, SealPool
 
 VAULT_CHUNK = 20_000
-PARALLEL_CHUNK = 50_000  # rows per Parquet row group handed to a sealing worker
+# Rows per record batch handed to a sealing worker: small enough that the workers finish
+# a batch together and that writing one group overlaps sealing the next.
+PARALLEL_CHUNK = 25_000
 # Batches at least this big are sealed by worker processes (one per core), started as soon as
 # the checks see a file that long, so that they load while DuckDB works.
 PARALLEL_MIN_ROWS = 50_000
@@ -475,17 +480,32 @@ def _commit(
     mark = time.perf_counter()
     try:
         try:
-            warehouse.ensure_table(
-                source.name,
-                {name: attribute.type for name, attribute in source.attributes.items()},
-                event_date=source.event_date is not None,
+            # A large batch's identities go to the sealing workers first, so that they encrypt
+            # while this process appends the warehouse: the two writes are independent (both
+            # carry the batch id, and both are complete before the ledger entry below).
+            sealing = _start_vault(
+                staging, vault, source.name, batch_id, prepared.accepted, prepared.staging_dir,
+                pool,
             )
-            warehouse.append(source.name, staging.warehouse_rows())
+            mark = _lap(result, "vault export", mark)
+            try:
+                warehouse.ensure_table(
+                    source.name,
+                    {name: attribute.type for name, attribute in source.attributes.items()},
+                    event_date=source.event_date is not None,
+                )
+                warehouse.append(source.name, staging.warehouse_rows())
+            except BaseException:
+                if sealing is not None:
+                    # No worker may still be writing this batch when the rollback deletes it.
+                    with contextlib.suppress(Exception):
+                        sealing.wait()
+                raise
             progress(f"{label}: warehouse", prepared.accepted, prepared.accepted)
             mark = _lap(result, "warehouse", mark)
-            _write_vault(
-                staging, vault, source.name, batch_id, prepared.accepted, prepared.staging_dir,
-                pool, lambda done: progress(f"{label}: vault", done, prepared.accepted),
+            _finish_vault(
+                sealing, staging, vault, source.name, batch_id,
+                lambda done: progress(f"{label}: vault", done, prepared.accepted),
             )
             mark = _lap(result, "vault", mark)
         finally:
@@ -522,7 +542,7 @@ def _lap(result: FileResult, phase: str, since: float) -> float:
     return now
 
 
-def _write_vault(
+def _start_vault(
     staging: Staging,
     vault: Vault,
     source: str,
@@ -530,31 +550,45 @@ def _write_vault(
     rows: int,
     staging_dir: Path,
     pool: SealPool | None,
+) -> PendingSeal | None:
+    """Hand a large batch's identities to the sealing workers; None for a small batch.
+
+    Encryption is the one step in Python, so a large batch is sealed by the worker pool, which
+    writes in several transactions; the batch id lets a failure or a crash remove them all.
+    The hand-over file is in the private staging directory, which the caller removes after
+    :func:`_finish_vault` (or, on failure, after waiting for the workers).
+    """
+    if pool is None or rows < PARALLEL_MIN_ROWS:
+        return None
+    rows_file = staging_dir / "identities.arrow"
+    staging.export_vault_rows(rows_file, PARALLEL_CHUNK)
+    return pool.start(
+        vault.sealer(staging.identifier_names), rows_file, vault.settings.vault_store_url, source,
+        batch_id,
+    )
+
+
+def _finish_vault(
+    sealing: PendingSeal | None,
+    staging: Staging,
+    vault: Vault,
+    source: str,
+    batch_id: int,
     report: Callable[[int], None],
 ) -> None:
-    """Seal the good rows' identities into the vault, every row tagged with the batch id.
-
-    Large batches are sealed by the worker pool (encryption is the one step in Python), which
-    writes in several transactions; the batch id lets a failure or a crash remove them all.
-    Small batches are sealed here, in one transaction.
-    """
-    sealer = vault.sealer(staging.identifier_names)
-    if pool is None or rows < PARALLEL_MIN_ROWS:
-        written = 0
-        with vault.writer() as writer:
-            for columns in staging.vault_columns(VAULT_CHUNK):
-                writer.insert(*sealer.seal_columns(columns, source, batch_id))
-                written += len(columns[0])
-                report(written)
+    """Wait for the workers (large batch) or seal here in one transaction (small batch)."""
+    if sealing is not None:
+        report(sealing.wait())
+        # The workers committed without waiting for the disk; this waits once for all of them.
+        vault.sync()
         return
-    parquet = staging_dir / "identities.parquet"
-    staging.export_vault_rows(parquet, PARALLEL_CHUNK)
-    try:
-        report(pool.seal(sealer, parquet, vault.settings.vault_store_url, source, batch_id))
-    finally:
-        parquet.unlink(missing_ok=True)
-    # The workers committed without waiting for the disk; this waits once for all of them.
-    vault.sync()
+    sealer = vault.sealer(staging.identifier_names)
+    written = 0
+    with vault.writer() as writer:
+        for columns in staging.vault_columns(VAULT_CHUNK):
+            writer.insert(*sealer.seal_columns(columns, source, batch_id))
+            written += len(columns[0])
+            report(written)
 
 
 def _mark_done(settings: Settings, batch_id: int, ledger_index: int) -> None:

@@ -15,6 +15,7 @@ Tables, per file:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -531,15 +532,23 @@ class Staging:
             yield [column.to_pylist() for column in batch.columns]
 
     def export_vault_rows(self, path: Path, rows_per_group: int) -> None:
-        """Write the good rows' identity to a Parquet file for the sealing workers.
+        """Write the good rows' identity to an Arrow IPC file for the sealing workers.
 
-        ``path`` must be inside the private staging directory: it holds identities in clear.
+        One record batch per ``rows_per_group`` rows (each a worker's unit of work). Arrow's
+        own file format, not Parquet: the workers map it and read the columns as they are,
+        which costs half as much, here and there, as encoding and decoding Parquet.
+        ``path`` must be inside the private staging directory: it holds identities in clear,
+        and is created readable by its owner only.
         """
-        self._run(
-            f"COPY ({self._vault_select()}) TO {_lit(str(path))} (FORMAT parquet, "
-            f"ROW_GROUP_SIZE {rows_per_group}, COMPRESSION uncompressed)"
-        )
-        path.chmod(0o600)
+        reader = self.con.sql(self._vault_select()).to_arrow_reader(rows_per_group)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with (
+            open(fd, "wb") as handle,
+            pa.PythonFile(handle, mode="w") as sink,
+            pa.ipc.new_file(sink, reader.schema) as writer,
+        ):
+            for batch in reader:
+                writer.write_batch(batch)
 
     def identity_values(self) -> Sequence[str]:
         """Every identity value staged (raw and standardised): for invariant tests only."""

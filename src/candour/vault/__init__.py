@@ -18,16 +18,8 @@ Reading (the linkage engine, subject access)::
 Every read is recorded in the store's ``vault_access`` table before anything is decrypted.
 """
 
-from candour.vault.audit import AccessLog, audited
-from candour.vault.core import (
-    Vault,
-    VaultError,
-    VaultStats,
-    VaultWriter,
-    dispose_vault,
-    indexed_kinds,
-    open_vault,
-)
+from typing import TYPE_CHECKING, Any
+
 from candour.vault.crypto import Sealer, VaultCryptoError, lookup_digest
 from candour.vault.records import (
     DOB_VALID,
@@ -38,13 +30,58 @@ from candour.vault.records import (
     POSTCODE_VALID,
     IdentityRecord,
 )
-from candour.vault.workspace import (
-    IDENTITY_SCHEMA,
-    Workspace,
-    remove_stale_workspaces,
-    to_record_batch,
-    workspaces_root,
-)
+
+if TYPE_CHECKING:
+    from candour.vault.audit import AccessLog, audited
+    from candour.vault.core import (
+        Vault,
+        VaultError,
+        VaultStats,
+        VaultWriter,
+        dispose_vault,
+        indexed_kinds,
+        open_vault,
+    )
+    from candour.vault.workspace import (
+        IDENTITY_SCHEMA,
+        Workspace,
+        remove_stale_workspaces,
+        to_record_batch,
+        workspaces_root,
+    )
+
+# Imported on first use: a sealing worker (``python -m candour.vault.sealworker``) imports
+# this package, and needs neither the store nor the workspace; loading them would cost each
+# worker most of a CPU-second.
+_LAZY = {
+    "AccessLog": "audit",
+    "audited": "audit",
+    "Vault": "core",
+    "VaultError": "core",
+    "VaultStats": "core",
+    "VaultWriter": "core",
+    "dispose_vault": "core",
+    "indexed_kinds": "core",
+    "open_vault": "core",
+    "IDENTITY_SCHEMA": "workspace",
+    "Workspace": "workspace",
+    "remove_stale_workspaces": "workspace",
+    "to_record_batch": "workspace",
+    "workspaces_root": "workspace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a name of the vault's API from its module when it is first used (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DOB_VALID",

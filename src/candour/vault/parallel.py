@@ -1,11 +1,12 @@
 """Sealing on every core: worker processes encrypt shares of a batch and write them to the vault.
 
 Encryption is the one step of ingest that runs in Python, one field at a time, so a large batch
-is split: the rows to seal are handed over as a Parquet file (in the ingest's private staging
-directory), and each worker seals a share of its row groups and inserts them into the vault,
-one transaction per row group (SQLite lets one writer in at a time, so one worker writes while
-the other encrypts). Every row carries the batch id: if anything fails, ingest deletes the
-batch's rows, and a crash leaves the batch pending for ``candour.sources.ingest.recover``.
+is split: the rows to seal are handed over as an Arrow IPC file (in the ingest's private staging
+directory), and each worker seals a share of its record batches and inserts them into the
+vault, one transaction per record batch (SQLite lets one writer in at a time; each worker
+seals its next batch while it waits for its turn or writes). Every row carries the batch id:
+if anything fails, ingest deletes the batch's rows, and a crash leaves the batch pending for
+``candour.sources.ingest.recover``.
 
 Workers are fresh interpreters (``python -m candour.vault.sealworker``) started once per ingest
 and fed jobs over a pipe, rather than ``multiprocessing`` children: a fork of a process running
@@ -20,10 +21,11 @@ import pickle
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import IO, Any, Self
 
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from candour.errors import CandourError
 from candour.vault.crypto import Sealer
@@ -37,26 +39,50 @@ class SealWorkerError(CandourError):
 
 def seal_share(
     sealer: Sealer,
-    parquet: str,
+    rows_file: str,
     groups: Sequence[int],
     vault_url: str,
     source: str,
     batch_id: int,
 ) -> int:
-    """Seal row groups of ``parquet`` and insert them into the vault; return rows written."""
+    """Seal record batches of ``rows_file`` (Arrow IPC) into the vault; return rows written.
+
+    Sealing the next row group overlaps writing the last one: SQLite lets one writer in at a
+    time and releases the interpreter lock while it works, so a worker waiting its turn at the
+    lock goes on encrypting instead of sleeping.
+    """
     from candour.vault.core import VaultWriter, engine_for_url
 
-    reader = pq.ParquetFile(parquet)
+    reader = pa.ipc.open_file(pa.memory_map(rows_file))
     engine = engine_for_url(vault_url, deferred_sync=True)
+
+    def write(sealed: list[Any], lookups: list[Any]) -> int:
+        with engine.begin() as connection:
+            VaultWriter(connection).insert(sealed, lookups)
+        return len(sealed)
+
     written = 0
+    writing: Future[int] | None = None
     try:
-        for group in groups:
-            table = reader.read_row_group(group)
-            columns = [column.to_pylist() for column in table.columns]
-            sealed, lookups = sealer.seal_columns(columns, source, batch_id)
-            with engine.begin() as connection:
-                VaultWriter(connection).insert(sealed, lookups)
-            written += len(sealed)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candour-vault") as writer:
+            try:
+                for group in groups:
+                    batch = reader.get_batch(group)
+                    columns = [column.to_pylist() for column in batch.columns]
+                    del batch
+                    sealed, lookups = sealer.seal_columns(columns, source, batch_id)
+                    del columns
+                    if writing is not None:
+                        written += writing.result()
+                    writing = writer.submit(write, sealed, lookups)
+                if writing is not None:
+                    written += writing.result()
+                    writing = None
+            finally:
+                if writing is not None:
+                    # Failing: still wait for the write under way, so that nothing of this
+                    # batch is written after the caller has begun deleting it.
+                    wait([writing])
     finally:
         engine.dispose()
     return written
@@ -123,12 +149,23 @@ class SealPool:
                 proc.stdout.close()
 
     def seal(
-        self, sealer: Sealer, parquet: Path, vault_url: str, source: str, batch_id: int
+        self, sealer: Sealer, rows_file: Path, vault_url: str, source: str, batch_id: int
     ) -> int:
-        """Seal every row of ``parquet`` (``COLUMN_LAYOUT``) into the vault; return rows."""
-        groups = pq.ParquetFile(str(parquet)).metadata.num_row_groups
+        """Seal every row of ``rows_file`` (``COLUMN_LAYOUT``) into the vault; return rows."""
+        return self.start(sealer, rows_file, vault_url, source, batch_id).wait()
+
+    def start(
+        self, sealer: Sealer, rows_file: Path, vault_url: str, source: str, batch_id: int
+    ) -> PendingSeal:
+        """Hand every row of ``rows_file`` (Arrow IPC) to the workers; return at once.
+
+        The caller can write the warehouse meanwhile; it must :meth:`PendingSeal.wait` before
+        anything else touches the batch (even to delete it after a failure).
+        """
+        with pa.memory_map(str(rows_file)) as source_file:
+            groups = pa.ipc.open_file(source_file).num_record_batches
         shares = [list(range(groups))[i :: self.size] for i in range(self.size)]
-        busy: list[subprocess.Popen[bytes]] = []
+        pending = PendingSeal()
         for proc, share in zip(self._procs, shares, strict=True):
             if not share:
                 continue
@@ -138,7 +175,7 @@ class SealPool:
                     proc.stdin,
                     {
                         "sealer": sealer,
-                        "parquet": str(parquet),
+                        "rows_file": str(rows_file),
                         "groups": share,
                         "vault_url": vault_url,
                         "source": source,
@@ -146,19 +183,45 @@ class SealPool:
                     },
                 )
             except (BrokenPipeError, OSError) as exc:
-                raise SealWorkerError(f"a sealing worker has stopped ({exc})") from exc
-            busy.append(proc)
-        total = 0
-        failure: str | None = None
-        for proc in busy:
-            assert proc.stdout is not None
-            reply = receive(proc.stdout)
-            if reply is None:
-                failure = failure or f"a sealing worker exited (code {proc.poll()})"
-            elif reply[0] != "ok":
-                failure = failure or f"a sealing worker failed: {reply[1]}"
-            else:
-                total += int(reply[1])
-        if failure:
-            raise SealWorkerError(failure)
-        return total
+                pending.failure = f"a sealing worker has stopped ({exc})"
+                break
+            pending.busy.append(proc)
+        if pending.failure:
+            try:
+                pending.wait()
+            except SealWorkerError:
+                pass
+            raise SealWorkerError(pending.failure)
+        return pending
+
+
+class PendingSeal:
+    """Sealing jobs handed to workers: :meth:`wait` for their answers."""
+
+    def __init__(self) -> None:
+        self.busy: list[subprocess.Popen[bytes]] = []
+        self.failure: str | None = None
+        self._total: int | None = None
+
+    def wait(self) -> int:
+        """Wait for every worker's answer; return the rows written, or raise if one failed.
+
+        Each worker is waited for even after another has failed, so that when this returns or
+        raises, no worker is still writing the batch.
+        """
+        if self._total is None:
+            total = 0
+            for proc in self.busy:
+                assert proc.stdout is not None
+                reply = receive(proc.stdout)
+                if reply is None:
+                    self.failure = self.failure or f"a sealing worker exited (code {proc.poll()})"
+                elif reply[0] != "ok":
+                    self.failure = self.failure or f"a sealing worker failed: {reply[1]}"
+                else:
+                    total += int(reply[1])
+            self.busy = []
+            self._total = total
+        if self.failure:
+            raise SealWorkerError(self.failure)
+        return self._total

@@ -39,7 +39,7 @@ def main() -> None:
     while (job := receive(stdin)) is not None:
         try:
             rows = seal_share(
-                job["sealer"], job["parquet"], job["groups"], job["vault_url"], job["source"],
+                job["sealer"], job["rows_file"], job["groups"], job["vault_url"], job["source"],
                 job["batch_id"],
             )
             send(stdout, ("ok", rows))
