@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from candour.config import Settings
+from candour.csvsafe import neutralise_cell
 from candour.errors import CandourError
 from candour.linkage.evaluate import Quality, read_truth, score
 from candour.store import transaction
@@ -127,16 +128,13 @@ def export_index(settings: Settings, out: Path) -> int:
             writer.writerow(EXPORT_HEADER)
             for record_key in sorted(index):
                 source, record_id = record_key.split(":", 1)
-                writer.writerow([source, _safe_cell(record_id), index[record_key]])
+                writer.writerow([source, neutralise_cell(record_id), index[record_key]])
         tmp.replace(out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CandourError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return len(index)
 
-
-def _safe_cell(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 def evaluate_index(settings: Settings, truth: Path) -> Quality:

@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from candour import ledger
 from candour.config import Settings
+from candour.csvsafe import neutralise_cell
 from candour.errors import CandourError
 from candour.home import Home
 from candour.store import IngestBatch, transaction
@@ -379,12 +380,6 @@ def export_document(records: PersonRecords, settings: Settings) -> dict[str, Any
     }
 
 
-def _safe_cell(text: str) -> str:
-    # A spreadsheet runs a cell starting with =, +, - or @ as a formula (CSV injection); the
-    # values came from other systems, so neutralise them.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_csv(records: PersonRecords) -> bytes:
     """The records as CSV: one row per value held, with its source, controller and dates."""
     buffer = io.StringIO()
@@ -399,7 +394,7 @@ def export_csv(records: PersonRecords) -> bytes:
                 for value in values:
                     writer.writerow(
                         [
-                            _safe_cell(cell)
+                            neutralise_cell(cell)
                             for cell in (
                                 source.source,
                                 source.title,
