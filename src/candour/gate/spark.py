@@ -84,11 +84,16 @@ def spark_session(settings: Settings, *, app: str = "candour-gate") -> Any:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - pyspark is a pinned dependency
         raise GateError("the Spark engine needs pyspark; reinstall Candour") from exc
+    from splink.backends.spark import similarity_jar_location
+
     scratch = export_root(Home(settings.home)) / "scratch"
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     builder = (
         SparkSession.builder.appName(app)
         .master(settings.spark_master)
+        # One JVM serves every Spark session in a process, and its class path is fixed by the
+        # first: load Splink's similarity functions here too, so linkage can run after a query.
+        .config("spark.jars", similarity_jar_location())
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.default.parallelism", "8")
