@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         default="duckdb", description="The analytic engine behind the warehouse."
     )
     spark_master: str = Field(default="local[2]", description="Spark master URL for the engine.")
+    warehouse_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a command waits for another process to finish with the DuckDB "
+        "warehouse before it gives up (readers share it; a writer has it alone).",
+    )
     # -- the query gate's limits (candour.gate.Limits; docs/analysts.md) ----------------------
     gate_timeout_seconds: float = Field(
         default=120.0, gt=0, description="Wall-clock seconds one gated query may run."

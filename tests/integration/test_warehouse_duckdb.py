@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,19 +78,49 @@ def test_a_failed_append_leaves_nothing(tmp_path: Path):
         assert wh.count("gp") == 0
 
 
-def test_a_second_process_is_told_the_warehouse_is_busy(tmp_path: Path):
+_OPEN_IN_ANOTHER_PROCESS = (
+    "import sys, time; from pathlib import Path; "
+    "from candour.warehouse import DuckDBWarehouse, WarehouseError\n"
+    "started = time.monotonic()\n"
+    "try:\n"
+    "    with DuckDBWarehouse(Path(sys.argv[1]), read_only=sys.argv[2] == 'r',"
+    " wait_seconds=float(sys.argv[3])):\n"
+    "        print('opened after', round(time.monotonic() - started, 2))\n"
+    "except WarehouseError as e:\n    print(e)"
+)
+
+
+def _open_elsewhere(path: Path, mode: str, wait: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _OPEN_IN_ANOTHER_PROCESS, str(path), mode, str(wait)],
+        stdout=subprocess.PIPE, text=True,
+    )
+
+
+def test_a_second_process_waits_its_turn_then_is_told_the_warehouse_is_busy(tmp_path: Path):
     path = tmp_path / "w.duckdb"
-    with DuckDBWarehouse(path):
-        code = (
-            "import sys; from pathlib import Path; "
-            "from candour.warehouse import DuckDBWarehouse, WarehouseError\n"
-            "try:\n    DuckDBWarehouse(Path(sys.argv[1]))\n"
-            "except WarehouseError as e:\n    print(e)"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
-        )
-    assert "in use by another Candour process" in out.stdout
+    with DuckDBWarehouse(path) as writer:
+        writer.ensure_table("gp", {"visits": "int"}, event_date=False)
+        out, _ = _open_elsewhere(path, "r", 0.5).communicate(timeout=120)
+    assert "in use by another Candour process (waited 0.5 s)" in out
+    # A reader waiting while a writer works gets in as soon as the writer closes.
+    writer = DuckDBWarehouse(path)
+    waiting = _open_elsewhere(path, "r", 60)
+    time.sleep(3)
+    writer.close()
+    out, _ = waiting.communicate(timeout=120)
+    assert out.startswith("opened after"), out
+    assert float(out.split()[-1]) >= 1.0  # it really waited for the writer
+
+
+def test_readers_share_the_warehouse(tmp_path: Path):
+    path = tmp_path / "w.duckdb"
+    DuckDBWarehouse(path).close()
+    with DuckDBWarehouse(path, read_only=True), DuckDBWarehouse(path, read_only=True):
+        out, _ = _open_elsewhere(path, "r", 0).communicate(timeout=120)
+        assert out.startswith("opened after"), out
+        out, _ = _open_elsewhere(path, "w", 0.2).communicate(timeout=120)
+        assert "in use by another Candour process" in out
 
 
 def test_open_warehouse_follows_the_settings(tmp_path: Path):
@@ -97,7 +128,9 @@ def test_open_warehouse_follows_the_settings(tmp_path: Path):
     with pytest.raises(WarehouseError, match="candour init"):
         open_warehouse(Settings(home=home))
     home.mkdir()
-    with pytest.raises(WarehouseError, match="Spark"):
-        open_warehouse(Settings(home=home, engine="spark"))
     with open_warehouse(Settings(home=home)) as wh:
+        assert wh.engine == "duckdb" and wh.tables() == []
+    # Spark computes over the same stored tables: ingest under CANDOUR_ENGINE=spark still
+    # writes the DuckDB warehouse that the Spark engines export from.
+    with open_warehouse(Settings(home=home, engine="spark")) as wh:
         assert wh.engine == "duckdb" and wh.tables() == []

@@ -21,7 +21,7 @@ from rich.progress import (
 from typer.core import TyperGroup
 
 from candour.config import Settings
-from candour.errors import CandourError
+from candour.errors import CandourError, is_disk_full
 from candour.home import Home
 from candour.progress import ProgressCallback
 
@@ -48,6 +48,18 @@ class CandourGroup(TyperGroup):
             return super().invoke(ctx)
         except CandourError as exc:
             err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(USER_ERROR_EXIT) from None
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            # Every writer is transactional, so nothing half-written stays; say how to go on.
+            err_console.print(
+                "[bold red]Error:[/] the disk holding the data home is full. Nothing was "
+                "half-applied. Free some space, run `candour check --repair`, then run the "
+                "command again.",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(USER_ERROR_EXIT) from None
 
 

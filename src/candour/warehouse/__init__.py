@@ -1,7 +1,9 @@
 """The warehouse: pseudonymised attributes keyed by ``record_key``, behind one small protocol.
 
-``open_warehouse(settings)`` gives the engine named by ``settings.engine``; only DuckDB exists
-so far (Spark will implement the same :class:`Warehouse` protocol).
+The warehouse's storage (the system of record that ingest writes) is always DuckDB files in the
+data home. ``settings.engine`` picks the *compute* engine for linkage, the gate and studies: with
+``spark``, those read Parquet exports of the warehouse's tables on a Spark cluster (see
+:mod:`candour.gate.spark` and :mod:`candour.linkage.engines`), so the same data home serves both.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ __all__ = [
 
 
 def open_warehouse(settings: Settings, *, read_only: bool = False) -> Warehouse:
-    """The warehouse of the data home named by ``settings``, with its configured engine."""
-    if settings.engine == "spark":
-        raise WarehouseError("the Spark warehouse engine is not available yet; use duckdb")
+    """The warehouse of the data home named by ``settings`` (its DuckDB storage, whatever engine
+    computes over it)."""
     home = Home(settings.home)
     if not home.root.is_dir():
         raise WarehouseError(f"{home.root} does not exist; run `candour init --home {home.root}`")
-    return DuckDBWarehouse(home.warehouse, read_only=read_only)
+    return DuckDBWarehouse(
+        home.warehouse, read_only=read_only, wait_seconds=settings.warehouse_wait_seconds
+    )

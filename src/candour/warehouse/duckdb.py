@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -27,6 +30,78 @@ SQL_TYPES: dict[str, str] = {
     "bool": "BOOLEAN",
 }
 FILE_MODE = 0o600
+DEFAULT_WAIT_SECONDS = 60.0
+
+
+class _FileLocks:
+    """Readers share the warehouse, a writer has it alone, across processes, and they wait.
+
+    DuckDB refuses at once to open a file that another process holds for writing (and a writer
+    while readers hold it), so without this the portal's reads fail whenever an ingest or a
+    query is running. An ``flock`` on a side file makes them take turns instead. Within one
+    process DuckDB shares one database between connections, so a process that already holds the
+    lock nests (counted) rather than waiting on itself.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: dict[str, list[int]] = {}  # path -> [fd, count]
+        os.register_at_fork(after_in_child=self._forget_after_fork)
+
+    def acquire(self, path: Path, *, exclusive: bool, wait: float) -> None:
+        key = str(path)
+        with self._mutex:
+            held = self._held.get(key)
+            if held is not None:
+                held[1] += 1
+                return
+            fd = os.open(key, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, mode)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        os.close(fd)
+                        raise WarehouseError(
+                            f"the warehouse {path.with_suffix('')} is in use by another Candour "
+                            f"process (waited {wait:g} s); try again when it has finished"
+                        ) from None
+                    time.sleep(0.05)
+            self._held[key] = [fd, 1]
+
+    def release(self, path: Path) -> None:
+        key = str(path)
+        with self._mutex:
+            held = self._held.get(key)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] == 0:
+                del self._held[key]
+                fcntl.flock(held[0], fcntl.LOCK_UN)
+                os.close(held[0])
+
+    def _forget_after_fork(self) -> None:
+        # A forked child shares the parent's lock; closing its copy (not unlocking) leaves the
+        # parent's hold intact, and the child takes its own when it opens the warehouse.
+        for fd, _count in self._held.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._held = {}
+        self._mutex = threading.Lock()
+
+
+_LOCKS = _FileLocks()
+
+
+def lock_path(path: Path) -> Path:
+    """The side file whose ``flock`` orders the processes using the warehouse ``path``."""
+    return path.with_name(path.name + ".lock")
 
 
 def _quote(name: str) -> str:
@@ -38,21 +113,36 @@ class DuckDBWarehouse:
 
     engine = "duckdb"
 
-    def __init__(self, path: Path, *, read_only: bool = False, threads: int | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        threads: int | None = None,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    ):
         self.path = path
         new = not path.exists()
         config: dict[str, Any] = {}
         if threads:
             config["threads"] = threads
+        self._lock = lock_path(path)
+        _LOCKS.acquire(self._lock, exclusive=not read_only, wait=wait_seconds)
         try:
             self._con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
+            _LOCKS.release(self._lock)
             if "lock" in str(exc).lower():
+                # A process that does not take our lock (an old Candour, or DuckDB's own CLI).
                 raise WarehouseError(
-                    f"the warehouse {path} is in use by another Candour process; try again "
+                    f"the warehouse {path} is in use by another process; try again "
                     "when it has finished"
                 ) from exc
             raise WarehouseError(f"cannot open the warehouse {path}: {exc}") from exc
+        except BaseException:
+            _LOCKS.release(self._lock)
+            raise
+        self._closed = False
         if new and not read_only:
             os.chmod(path, FILE_MODE)
 
@@ -63,8 +153,14 @@ class DuckDBWarehouse:
         self.close()
 
     def close(self) -> None:
-        """Checkpoint and close the file."""
-        self._con.close()
+        """Checkpoint and close the file, then let the next process in."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._con.close()
+        finally:
+            _LOCKS.release(self._lock)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +28,7 @@ from candour.config import Settings
 from candour.demo import DEMO_MARKER
 from candour.errors import CandourError
 from candour.home import Home, read_secret, write_secret_once
+from candour.warehouse import WarehouseError
 from candour.web import (
     api,
     auth,
@@ -82,6 +87,13 @@ ERRORS: dict[int, tuple[str, list[str]]] = {
         "Sorry, there is a problem with the service",
         ["Try again later. Nothing you entered has been saved."],
     ),
+    503: (
+        "Sorry, this page is busy",
+        [
+            "Records are being updated. Try again in a few minutes.",
+            "Nothing you entered has been lost.",
+        ],
+    ),
 }
 
 
@@ -124,6 +136,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
             return _error(request, 404)
         return _error(request, 400)
+
+    @app.exception_handler(WarehouseError)
+    async def warehouse_busy(request: Request, exc: WarehouseError) -> Response:
+        # An ingest or link run can hold the warehouse for minutes; readers wait
+        # (CANDOUR_WAREHOUSE_WAIT_SECONDS) and then get this page rather than a crash.
+        logger.warning("warehouse unavailable for %s: %s", request.url.path, exc)
+        return _error(request, 503, {"Retry-After": "60"})
 
     @app.exception_handler(SignInRequired)
     async def sign_in(request: Request, exc: SignInRequired) -> Response:
@@ -168,6 +187,30 @@ class CrashPageMiddleware:
             await _error(Request(scope), 500)(scope, receive, send)
 
 
+def _warm(matcher: Any) -> None:
+    try:
+        matcher.warm()
+    except Exception as exc:  # the first sign-in builds it instead; nothing is lost
+        logger.warning("identity index warm-up failed: %s", type(exc).__name__)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At start-up, build the identity matcher's index in the background.
+
+    Building it reads the whole vault once (minutes for a large county); done here, in a
+    daemon thread, the server answers at once and the first resident to sign in does not wait
+    (a sign-in during the build waits only for the rest of it). Only when residents can sign
+    in: otherwise the index, and the audited vault read it takes, would serve no one.
+    """
+    matcher = app.state.matcher
+    if "resident" in app.state.providers and callable(getattr(matcher, "warm", None)):
+        threading.Thread(
+            target=_warm, args=(matcher,), name="identity-index-warm-up", daemon=True
+        ).start()
+    yield
+
+
 def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) -> FastAPI:
     """Build the web app for ``settings``.
 
@@ -196,6 +239,7 @@ def create_app(settings: Settings, *, matcher: IdentityMatcher | None = None) ->
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(verify_csrf)],
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.jinja = build_environment()
