@@ -98,6 +98,15 @@ class Home:
     def hmac_key(self) -> Path:
         return self.keys / "hmac.key"
 
+    @property
+    def retired_keys(self) -> Path:
+        """Old keys still needed to read what they made (residents' commitments in the log)."""
+        return self.keys / "retired"
+
+    def retired_hmac_keys(self) -> list[Path]:
+        """Retired HMAC keys, oldest name first (``candour keys rotate --key hmac`` keeps them)."""
+        return sorted(self.retired_keys.glob("hmac-*.key"))
+
     def directories(self) -> list[Path]:
         """Every directory the layout needs, parents first."""
         return [

@@ -11,6 +11,7 @@ from candour.cli import (
     demo,
     ingest,
     init,
+    keys,
     ledger,
     link,
     maintenance,
@@ -58,6 +59,7 @@ app.command("backup")(maintenance.backup)
 app.command("restore")(maintenance.restore)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(witness.app, name="witness")
+app.add_typer(keys.app, name="keys")
 app.add_typer(link.app, name="link")
 app.add_typer(choices.app, name="choices")
 app.add_typer(uses.app, name="uses")

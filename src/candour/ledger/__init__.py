@@ -51,6 +51,7 @@ __all__ = [
     "person_fields",
     "person_key",
     "person_key_for",
+    "person_keys_for",
     "public_dir",
     "record",
     "record_many",
@@ -84,6 +85,15 @@ def person_key_for(person_id: str, *, settings: Settings | None = None) -> bytes
     """The per-person commitment key for ``person_id``, from the home's HMAC key."""
     home = Home((settings or Settings()).home)
     return person_key(read_secret(home.hmac_key), person_id)
+
+
+def person_keys_for(person_id: str, *, settings: Settings | None = None) -> list[bytes]:
+    """Every commitment key ``person_id`` has had: the current one first, then those made under
+    HMAC keys that have since been rotated, so entries from before a rotation are still theirs.
+    """
+    home = Home((settings or Settings()).home)
+    secrets_ = [read_secret(home.hmac_key), *(read_secret(p) for p in home.retired_hmac_keys())]
+    return [person_key(secret, person_id) for secret in secrets_]
 
 
 def _write_public_once(path: Path, content: bytes) -> bool:

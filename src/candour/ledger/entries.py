@@ -169,7 +169,7 @@ class KeyRotation(_Entry):
     """A key was replaced."""
 
     kind: Literal["key-rotation"] = "key-rotation"
-    key: Literal["log", "witness", "vault", "hmac"]
+    key: Literal["log", "witness", "vault", "hmac", "web-session"]
     old_key_id: KeyId
     new_key_id: KeyId
 

@@ -1,13 +1,17 @@
 """``candour check``: is every part of the data home whole and consistent with the others?
 
 An operator runs it after a crash, a restore or a disk problem. Each check reads only; with
-``repair`` the one safe repair there is, settling interrupted ingests (roll forward when their
-ledger entry exists, otherwise roll back), runs first. The public log is checked exactly as an
-outside auditor checks it.
+``repair`` the safe repairs run first: finishing interrupted key rotations (each step of a
+rotation can be repeated, see :mod:`candour.maintenance.keys`), then settling interrupted
+ingests (roll forward when their ledger entry exists, otherwise roll back). The public log is
+checked exactly as an outside auditor checks it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import sqlite3
 import stat
 from collections.abc import Callable
@@ -21,9 +25,11 @@ from candour.config import Settings
 from candour.errors import CandourError
 from candour.home import Home
 from candour.ledger import verify as ledger_verify
+from candour.maintenance.keys import pending_rotations, resume_rotations
 from candour.sources.ingest import recover
 from candour.store import IngestBatch, current_revision, head_revision, transaction
-from candour.vault import open_vault
+from candour.vault import open_vault, remove_stale_workspaces, workspaces_root
+from candour.vault.workspace import OWNER_FILE
 from candour.warehouse import open_warehouse
 
 PRIVATE_KEYS = ("log_signing_key", "witness_key", "vault_key", "hmac_key")
@@ -59,8 +65,17 @@ def check_home(settings: Settings, *, repair: bool = False) -> CheckReport:
     home.require_initialised()
     report = CheckReport(home=home.root)
     if repair:
+        # Rotations first: a vault rotation killed between its commit and its key swap leaves
+        # a vault that only the new key opens, and settling ingests needs the vault.
+        report.repaired = [
+            f"{r.key} key rotation {r.old_key_id} -> {r.new_key_id}: finished"
+            for r in resume_rotations(settings)
+        ]
+        stale = remove_stale_workspaces(settings)
+        if stale:
+            report.repaired.append(f"removed {stale} workspace(s) left by a process that died")
         with open_warehouse(settings) as warehouse:
-            report.repaired = [
+            report.repaired += [
                 f"batch {r.batch_id} ({r.source}): {r.action}" for r in recover(settings, warehouse)
             ]
 
@@ -73,12 +88,14 @@ def check_home(settings: Settings, *, repair: bool = False) -> CheckReport:
             report.findings.append(Finding(part, name, False, f"{type(exc).__name__}: {exc}"))
 
     run("keys", "present, private", lambda: _check_keys(home))
+    run("keys", "rotations finished", lambda: _check_rotations(home))
     run("store", "schema", lambda: _check_schema(settings))
     if settings.database_url is None:
         run("store", "integrity", lambda: _sqlite_integrity(home.store_db))
     batches = _done_batches(settings)
     run("store", "ingests settled", lambda: _check_pending(settings))
     run("vault", "integrity", lambda: _vault_check(settings, home, batches))
+    run("vault", "no stale workspaces", lambda: _check_workspaces(settings))
     run("warehouse", "batches", lambda: _warehouse_check(settings, batches))
     run("ledger", "verify --full", lambda: _ledger_check(home))
     return report
@@ -96,7 +113,24 @@ def _check_keys(home: Home) -> str:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             raise _Problem(f"{path} has mode {mode:o}; run chmod 600 {path}")
+    # Every other secret there too: the web-session key, a rotation's next key, retired keys.
+    for path in sorted(home.keys.rglob("*")):
+        if path.is_file() and not path.name.endswith((".vkey", ".lock", ".rotation")):
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise _Problem(f"{path} has mode {mode:o}; run chmod 600 {path}")
     return f"{len(PRIVATE_KEYS)} private keys, mode 600"
+
+
+def _check_rotations(home: Home) -> str:
+    pending = pending_rotations(home)
+    if pending:
+        names = ", ".join(pending)
+        raise _Problem(
+            f"a rotation of the {names} key was interrupted; run `candour keys rotate --key "
+            f"{pending[0]}` again (or `candour check --repair`) to finish it"
+        )
+    return "no rotation in progress"
 
 
 def _check_schema(settings: Settings) -> str:
@@ -149,9 +183,46 @@ def _vault_check(settings: Settings, home: Home, batches: dict[int, str]) -> str
     return f"{stats.records:,} records in {stats.batches} batches; keys match"
 
 
+def _check_workspaces(settings: Settings) -> str:
+    """Decrypted identities left on disk by a link run or a subject access that was killed."""
+    root = workspaces_root(settings)
+    live, stale = 0, 0
+    for directory in sorted(root.iterdir()) if root.is_dir() else []:
+        if not directory.is_dir():
+            continue
+        try:
+            owner_host, pid = (directory / OWNER_FILE).read_text().split()
+            alive = owner_host != socket.gethostname() or _alive(int(pid))
+        except (OSError, ValueError):
+            alive = False
+        live, stale = live + alive, stale + (not alive)
+    if stale:
+        raise _Problem(
+            f"{stale} workspace(s) of decrypted identities were left by a process that died; "
+            "run `candour check --repair` (or the next `candour link`) to remove them"
+        )
+    return f"{live} workspace(s) in use" if live else "none left behind"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _warehouse_check(settings: Settings, batches: dict[int, str]) -> str:
     sources = set(batches.values())
     rows = 0
+    if settings.engine == "duckdb" and not Home(settings.home).warehouse.exists():
+        if sources:
+            raise _Problem(
+                f"the warehouse file is missing but {len(sources)} source(s) were ingested"
+            )
+        return "no warehouse yet: nothing ingested"
     with open_warehouse(settings, read_only=True) as warehouse:
         tables = set(warehouse.tables())
         for source in sorted(sources):
@@ -166,6 +237,19 @@ def _warehouse_check(settings: Settings, batches: dict[int, str]) -> str:
 
 def _ledger_check(home: Home) -> str:
     verifier = ledger.verifier_key(home)
+    public = ledger.public_dir(home)
+    if not (public / "checkpoint").exists():
+        # Nothing appended yet (a new home, or one whose first append never committed): an
+        # empty log is whole, unless tiles were published without a checkpoint over them.
+        tile_dir = public / "tile"
+        tiles = [p for p in tile_dir.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        if not tiles:
+            return "empty: nothing logged yet"
+        pending = ledger.state_dir(home) / "pending.json"
+        if pending.exists() and json.loads(pending.read_bytes()).get("from") == 0:
+            # The first append was killed before its checkpoint: the next append removes it.
+            return "empty: an unfinished first append will be undone by the next append"
+        raise _Problem(f"{public} holds {len(tiles)} tile file(s) but no checkpoint")
     try:
         report = ledger_verify.verify(
             ledger_verify.source_for(ledger.public_dir(home)), verifier, full=True
