@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the web service and its browser tests need beyond Python: Debian's Chromium (for
-# Playwright), Node.js and npm, and the pinned front-end packages (GOV.UK Frontend, axe-core) from
+# Playwright), wrk (the HTTP load tool benchmarks/bench_web.py drives), Node.js and npm, and the pinned front-end packages (GOV.UK Frontend, axe-core) from
 # package-lock.json into node_modules/, which the app serves from directly. Safe to rerun: each
 # step is skipped when it is already done. Called by `make` after scripts/setup.sh.
 set -euo pipefail
@@ -34,6 +34,7 @@ apt_install() {
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then

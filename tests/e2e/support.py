@@ -1,4 +1,5 @@
-"""Shared by the web tests: a data home with a log, a real OIDC provider, a live server.
+"""Shared by the web tests: a data home with a log, a real OIDC provider, a live server, and
+the browser tests' helpers (Chromium, axe-core, screenshots).
 
 The OIDC provider is ``oidc-provider-mock`` (an independent, Authlib-based OpenID provider) run
 on a real socket in a thread. A thin WSGI wrapper records the requests the app sends it, so
@@ -21,12 +22,14 @@ from urllib.parse import parse_qs, quote
 
 import httpx
 import oidc_provider_mock
+import pytest
 import uvicorn
 import werkzeug.serving
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from playwright.sync_api import Browser, Page, sync_playwright
 
 import candour.ledger as ledger
 from candour.config import Settings
@@ -35,6 +38,16 @@ from candour.web.identity import IdentityClaims
 
 CLIENT_ID = "candour-test-client"
 ONE_LOGIN_ISSUER = "https://identity.test.example/"
+
+REPO = Path(__file__).resolve().parents[2]
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 def make_home(root: Path, entries: int = 300, **overrides: Any) -> Settings:
@@ -412,9 +425,7 @@ legal_basis:
 applicant: {applicant}
 analysts: [{analysts}]
 grants:
-  ae_attendances: "*"
-  fire_home_safety_visits: [visit_date]
-output: aggregate
+{grants}output: aggregate
 disclosure: {{threshold: 10, rounding: 5}}
 starts: 2026-01-01
 ends: 2099-12-31
@@ -428,11 +439,14 @@ def use_yaml(
     analysts: str = "ana",
     purpose: str = "service-evaluation",
     organisation: str = "Wealdshire County Council",
+    grants: dict[str, str] | None = None,
 ) -> str:
-    """A valid use.yaml for the town's sources."""
+    """A valid use.yaml for the town's sources (``grants``: table -> "*" or a YAML list)."""
+    granted = grants or {"ae_attendances": '"*"', "fire_home_safety_visits": "[visit_date]"}
     return USE_YAML.format(
         title=title, applicant=applicant, analysts=analysts, purpose=purpose,
         organisation=organisation,
+        grants="".join(f"  {table}: {columns}\n" for table, columns in granted.items()),
     )
 
 
@@ -462,6 +476,15 @@ def make_use(settings: Settings, stage: str = "active", **fields: Any) -> str:
     return use_id
 
 
+def count_query(settings: Settings, use_id: str, table: str, user: str = "ana") -> Any:
+    """Run a whole-table count of ``table`` through the gate, in process, as an analyst would;
+    returns the gate's ``QueryResult`` (its cohort is everyone in the table who has not said no
+    to the use's purpose)."""
+    from candour import gate
+
+    return gate.run(use_id, user, f"SELECT count(*) AS n FROM {table}", settings=settings)
+
+
 def make_release(settings: Settings, use_id: str, created_by: str = "ana") -> str:
     """An output with small, suppressed and rounded cells, and a pending release request."""
     import pandas as pd
@@ -473,3 +496,61 @@ def make_release(settings: Settings, use_id: str, created_by: str = "ana") -> st
     result = protect(table, keys=["area"], measures=[Count("n")])
     output = save_output(settings, result, use_id=use_id, created_by=created_by, name="falls")
     return request_release(settings, output.output_id, user=created_by).release_id
+
+
+# -- the browser tests' helpers ---------------------------------------------------------------
+
+
+def require_browser() -> None:
+    """Fail (not skip) when Chromium or axe-core is missing: the browser tests are not optional."""
+    if not CHROMIUM.exists() or not AXE.exists():
+        pytest.fail("browser tests need chromium and axe-core: run scripts/setup-web.sh")
+
+
+@contextmanager
+def launch_browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def axe_page(browser: Browser) -> Iterator[Page]:
+    """A page in a fresh context that bypasses CSP, only so that axe-core can be injected (the
+    CSP itself is checked by test_web_browser in a normal context)."""
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1024, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.0, 2.1 and 2.2 A and AA violations on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in result["violations"]
+    ]
+
+
+def check_page(page: Page, name: str) -> None:
+    """Zero axe violations, then a full-page screenshot ``test-artifacts/screenshots/<name>``."""
+    assert axe_violations(page) == [], f"axe violations on {name}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in_with_mouse(page: Page, base: str, start: str, sub: str) -> None:
+    """Sign in through the provider's page as ``sub``, clicking as a person would."""
+    page.goto(base + start)
+    page.get_by_role("button", name="Continue to sign in").click()
+    page.get_by_placeholder("sub").fill(sub)
+    page.get_by_role("button", name="Authorize").click()

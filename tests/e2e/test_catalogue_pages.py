@@ -6,11 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from candour.web import create_app
-from e2e.support import free_port, live_server
-from e2e.test_web_browser import AXE, CHROMIUM, CHROMIUM_ARGS, check_page
+from e2e.support import (
+    axe_page,
+    check_page,
+    free_port,
+    launch_browser,
+    live_server,
+    require_browser,
+)
 from integration.test_catalogue_publish import build_catalogue
 
 pytestmark = pytest.mark.e2e
@@ -18,8 +24,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not CHROMIUM.exists() or not AXE.exists():
-        pytest.fail("browser tests need chromium and axe-core: run scripts/setup-web.sh")
+    require_browser()
     port = free_port()
     settings = build_catalogue(
         tmp_path_factory.mktemp("catalogue-e2e"), web_base_url=f"http://127.0.0.1:{port}"
@@ -30,18 +35,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with launch_browser() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1024, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
+    with axe_page(browser) as opened:
+        yield opened
 
 
 def test_catalogue_pages_pass_axe(site: str, page: Page) -> None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from candour import register
 from candour.web import create_app
@@ -21,23 +19,19 @@ from e2e.support import (
     CLIENT_ID,
     DictMatcher,
     Provider,
+    axe_page,
+    check_page,
     free_port,
+    launch_browser,
     live_server,
     make_home,
     oidc_provider,
+    require_browser,
+    sign_in_with_mouse,
 )
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PERSON = "P-ABCDEFGHJKMN"
 ALICE = {"given_name": "Alice", "family_name": "Smith", "birthdate": "1980-02-29",
          "address": {"postal_code": "AB1 2CD"}}
@@ -45,8 +39,7 @@ ALICE = {"given_name": "Alice", "family_name": "Smith", "birthdate": "1980-02-29
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provider]]:
-    if not CHROMIUM.exists() or not AXE.exists():
-        pytest.fail("browser tests need chromium and axe-core: run scripts/setup-web.sh")
+    require_browser()
     with oidc_provider() as provider:
         provider.set_user("alice", ALICE)
         provider.set_user("nobody", {**ALICE, "given_name": "Nobody"})
@@ -78,42 +71,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provid
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with launch_browser() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1024, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
-    )
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in result["violations"]
-    ]
-
-
-def check_page(page: Page, name: str) -> None:
-    assert axe_violations(page) == [], f"axe violations on {name}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in_with_mouse(page: Page, base: str, start: str, sub: str) -> None:
-    page.goto(base + start)
-    page.get_by_role("button", name="Continue to sign in").click()
-    page.get_by_placeholder("sub").fill(sub)
-    page.get_by_role("button", name="Authorize").click()
+    with axe_page(browser) as opened:
+        yield opened
 
 
 def test_public_pages_pass_axe(site: tuple[str, Provider], page: Page) -> None:

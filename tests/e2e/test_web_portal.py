@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from candour import register
 from candour.choices import current
@@ -24,39 +24,38 @@ from candour.workflows.identity_match import VaultMatcher
 from e2e.support import (
     CLIENT_ID,
     add_staff,
+    axe_page,
+    check_page,
     free_port,
+    launch_browser,
     live_server,
     make_release,
     make_use,
     matched_residents,
     oidc_provider,
+    require_browser,
+    sign_in_with_mouse,
     town,
 )
-from e2e.test_web_browser import AXE, CHROMIUM, CHROMIUM_ARGS, check_page, sign_in_with_mouse
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launch_browser() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    # CSP is bypassed only so that axe-core can be injected; test_web_browser checks the CSP.
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1024, "height": 900})
-    yield context.new_page()
-    context.close()
+    with axe_page(browser) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if not CHROMIUM.exists() or not AXE.exists():
-        pytest.fail("browser tests need chromium and axe-core: run scripts/setup-web.sh")
+    require_browser()
     with oidc_provider() as provider:
         port = free_port()
         settings = town(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,8 @@ def test_pages_render_with_the_log(client: TestClient) -> None:
     home = client.get("/")
     assert home.status_code == 200 and "What we promise" in home.text
     assert 'class="govuk-service-navigation' in home.text and "govuk-phase-banner" in home.text
+    # The open data catalogue is public: linked from every page's navigation.
+    assert re.search(r'href="/data"[^>]*>\s*Open data', home.text)
     transparency = client.get("/transparency")
     assert "Entry 299" in transparency.text and "Entry 280" in transparency.text
     assert "Entry 279" not in transparency.text  # 20 a page, newest first

@@ -4,12 +4,12 @@ Every route depends on :data:`~candour.web.deps.CurrentResident`, and every one 
 the person id from the signed session only: no route takes a person id, record id or any other
 reference to a person from the request, so there is nothing to change to see someone else's
 data. The domain work is done by :mod:`candour.workflows.subject_access` (records and the
-download), :mod:`candour.choices` (choices) and :mod:`candour.web.preferences` (services).
+download), :mod:`candour.choices` (choices) and :mod:`candour.web.preferences` (services);
+"every use of my data" (``/me/uses``) is :mod:`candour.web.uses`, mounted here.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -29,8 +29,7 @@ from candour.choices import (
     record_choices,
 )
 from candour.config import Settings
-from candour.web import preferences
-from candour.web.auth import MessagePage
+from candour.web import preferences, uses
 from candour.web.deps import CurrentResident, SettingsDep
 from candour.web.security import csrf_token
 from candour.web.templating import Page, render
@@ -45,6 +44,8 @@ from candour.workflows.subject_access import (
 )
 
 router = APIRouter(include_in_schema=False)
+# "Every use of my data" lives in its own module; its pages are served with these.
+router.include_router(uses.router)
 RESIDENT_ACTOR = "resident"
 PURPOSE_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
 
@@ -66,20 +67,6 @@ def _date(moment: datetime) -> str:
     return moment.strftime("%-d %B %Y, %H:%M UTC")
 
 
-def uses_page_available(request: Request) -> bool:
-    """True when "every use of my data" can be linked to.
-
-    That page is built on the gate's ``queries_including``; the link appears once the gate
-    offers it *and* the app serves ``/me/uses``, so the home page never links to a missing page.
-    """
-    try:
-        gate = importlib.import_module("candour.gate")
-    except ImportError:
-        return False
-    served = any(getattr(route, "path", None) == "/me/uses" for route in request.app.routes)
-    return hasattr(gate, "queries_including") and served
-
-
 def _flash(request: Request, message: str | None = None) -> str | None:
     """Keep a one-off message for the next page, or take the one kept."""
     if message is not None:
@@ -91,16 +78,7 @@ def _flash(request: Request, message: str | None = None) -> str | None:
 
 def _gone(request: Request) -> HTMLResponse:
     """The page for a signed-in person the person index no longer knows (ids merged)."""
-    page = MessagePage(
-        title="We cannot find your records",
-        heading="We cannot find your records",
-        paragraphs=[
-            "The records that services share with Candour were updated since you signed in, "
-            "so we need to confirm who you are again.",
-            "Sign out, then sign in again.",
-        ],
-    )
-    return render(request, "message.html", page, status_code=404)
+    return uses.gone_page(request)
 
 
 # -- view models -----------------------------------------------------------------------------
@@ -256,7 +234,6 @@ class MePage(Page):
     """The resident's home: that they are signed in, and where to go next."""
 
     signed_in_at: str
-    uses_page: bool
 
 
 class RecordsPage(Page):
@@ -307,7 +284,6 @@ def me(request: Request, resident: CurrentResident) -> HTMLResponse:
     page = MePage(
         title="Your data",
         signed_in_at=_when(resident.signed_in_at),
-        uses_page=uses_page_available(request),
     )
     return render(request, "me.html", page)
 
@@ -321,8 +297,11 @@ async def me_records(
         records = await run_in_threadpool(records_for, resident.person_id, settings=settings)
     except SubjectAccessError:
         return _gone(request)
-    return render(request, "me_records.html", RecordsPage(title="What services hold about you",
-                                                          records=records))
+    return render(
+        request,
+        "me_records.html",
+        RecordsPage(title="What services hold about you", records=records),
+    )
 
 
 def _titles(settings: Settings, sources: list[str]) -> dict[str, str]:
@@ -391,15 +370,24 @@ def me_choice_save(
     except ChoiceError:
         return _gone(request)
     if not target.opt_out_allowed:
-        return _choice_page(request, person, purpose_id, settings,
-                            f"You cannot opt out of {target.title.lower()}.")
+        return _choice_page(
+            request, person, purpose_id, settings, f"You cannot opt out of {target.title.lower()}."
+        )
     if choice not in ("allow", "opt-out"):
-        return _choice_page(request, person, purpose_id, settings,
-                            f"Select whether your data can be used for {target.title.lower()}")
+        return _choice_page(
+            request,
+            person,
+            purpose_id,
+            settings,
+            f"Select whether your data can be used for {target.title.lower()}",
+        )
     try:
         outcome = save_choice(
-            person, purpose_id, "opt-out" if choice == "opt-out" else "opt-in",
-            list(exclude or []), settings,
+            person,
+            purpose_id,
+            "opt-out" if choice == "opt-out" else "opt-in",
+            list(exclude or []),
+            settings,
         )
     except (ValueError, ChoiceError, PurposeError) as exc:
         return _choice_page(request, person, purpose_id, settings, str(exc))
@@ -450,13 +438,20 @@ async def me_services_save(
     }
     try:
         changed = await run_in_threadpool(
-            preferences.set_preferences, resident.person_id, wanted, channel="portal",
+            preferences.set_preferences,
+            resident.person_id,
+            wanted,
+            channel="portal",
             settings=settings,
         )
     except preferences.PreferenceError:
         raise HTTPException(status_code=400) from None
-    _flash(request, f"{len(changed)} preference{'' if len(changed) == 1 else 's'} saved"
-           if changed else "Nothing changed: these were already your preferences")
+    _flash(
+        request,
+        f"{len(changed)} preference{'' if len(changed) == 1 else 's'} saved"
+        if changed
+        else "Nothing changed: these were already your preferences",
+    )
     return RedirectResponse("/me/services", status_code=303)
 
 
@@ -511,6 +506,7 @@ PERSONAL: dict[int | str, dict[str, Any]] = {
 }
 
 api = APIRouter(prefix="/api/v1/me", tags=["resident (signed in)"], responses=PERSONAL)
+api.include_router(uses.api)
 
 
 class MeView(BaseModel):

@@ -1,11 +1,11 @@
 """The public register of data uses: ``/register`` and ``/register/{use_id}``, and their API.
 
 The list is the busiest public page, so its data comes from :class:`RegisterCache` (re-read at
-most every few seconds), and the page itself is cached for anonymous visitors, whose page
-depends on nothing but the address. Detail pages read the use with its lifecycle, the queries
-and releases the public log records under it (through the incremental
-:class:`~candour.web.logindex.LogIndex`), and its release requests. Drafts are private
-applications and are never shown.
+most every few seconds). Detail pages read the use with its lifecycle, the queries and releases
+the public log records under it (through the incremental
+:class:`~candour.web.logindex.LogIndex`), and its release requests. Both pages are cached, for
+the same few seconds, for anonymous visitors, whose page depends on nothing but the address.
+Drafts are private applications and are never shown.
 """
 
 from __future__ import annotations
@@ -344,18 +344,36 @@ async def register_page(
 
 
 @router.get("/register/{use_id}", response_class=HTMLResponse)
-def use_page(
+async def use_page(
     request: Request,
     settings: SettingsDep,
     use_id: Annotated[str, Path(max_length=16)],
 ) -> HTMLResponse:
     """One data use: what it is for in plain English, then the technical detail."""
-    try:
-        detail = use_detail(use_id, settings, request.app.state.log_index)
-    except UseError:
-        raise HTTPException(status_code=404) from None
-    page = UsePage(title=detail.summary.title, use=detail, status_tags=STATUS_TAGS)
-    return render(request, "register_use.html", page)
+    cache = _cache(request)
+    # The space keeps detail pages apart from list pages, which are kept under their query
+    # string: a request line cannot carry a space, so no query string can name this entry.
+    key = "use " + use_id
+    anonymous = _anonymous(request)
+    if anonymous:
+        # Like the list: a use's page is the same for every anonymous visitor, and reading the
+        # use, its releases and its log entries, then rendering, costs several milliseconds.
+        body = cache.page(key)
+        if body is not None:
+            return HTMLResponse(body)
+
+    def build() -> HTMLResponse:
+        try:
+            detail = use_detail(use_id, settings, request.app.state.log_index)
+        except UseError:
+            raise HTTPException(status_code=404) from None
+        page = UsePage(title=detail.summary.title, use=detail, status_tags=STATUS_TAGS)
+        return render(request, "register_use.html", page)
+
+    response = await run_in_threadpool(build)
+    if anonymous:
+        cache.keep_page(key, bytes(response.body))
+    return response
 
 
 # -- API -------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def _navigation(request: Request, signed_in_as: str | None) -> list[NavItem]:
         NavItem(text="Home", href="/"),
         NavItem(text="Register", href="/register"),
         NavItem(text="Transparency", href="/transparency"),
+        NavItem(text="Open data", href="/data"),
     ]
     if signed_in_as == "resident":
         items.append(NavItem(text="Your data", href="/me"))

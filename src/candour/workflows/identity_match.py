@@ -29,8 +29,10 @@ import logging
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -230,13 +232,29 @@ class VaultMatcher:
             ).one()
         return (run, int(batches[0]), batches[1])
 
+    def _fresh_index(self) -> dict[bytes, list[str]]:
+        # Callers hold the lock, so a sign-in arriving during a warm-up waits for that build
+        # instead of starting a second full read of the vault.
+        stamp = self._current_stamp()
+        if stamp != self._stamp:
+            self._index = self._build_index()
+            self._stamp = stamp
+        return self._index
+
+    def warm(self) -> None:
+        """Build the date-of-birth index now, so the first resident's sign-in does not wait.
+
+        The web app calls this in a background thread at start-up (it reads the whole vault
+        once, which takes minutes for a large county). Raises whatever the vault or store
+        raise; the caller logs it, and the first sign-in simply tries again.
+        """
+        with self._lock:
+            self._fresh_index()
+
     def _candidates(self, date_of_birth: str) -> list[str]:
         with self._lock:
-            stamp = self._current_stamp()
-            if stamp != self._stamp:
-                self._index = self._build_index()
-                self._stamp = stamp
-            return list(self._index.get(self._digest(date_of_birth), ()))
+            index = self._fresh_index()
+            return list(index.get(self._digest(date_of_birth), ()))
 
     def _build_index(self) -> dict[bytes, list[str]]:
         from candour.vault import open_vault
@@ -348,3 +366,112 @@ class VaultMatcher:
         except Exception as exc:  # the safe answer to any failure is "not confirmed"
             logger.warning("identity match failed: %s", type(exc).__name__)
             return None
+
+
+# -- identities the matcher confirms (the demo's test sign-ins) --------------------------------
+
+DEMO_ACTOR = "demo-sign-in"
+
+
+@dataclass(frozen=True)
+class ConfirmableIdentity:
+    """A name, date of birth and postcode that :class:`VaultMatcher` confirms as one person.
+
+    Values are as one of the person's records received them (so they read naturally), and they
+    standardise to exactly that record's vault values.
+    """
+
+    person_id: str
+    given_names: str
+    family_name: str
+    birth_date: date
+    postcode: str
+
+
+@dataclass(frozen=True)
+class _Claims:
+    # The attributes VaultMatcher.match reads (those of candour.web.identity.IdentityClaims).
+    given_names: str
+    family_name: str
+    birth_date: date
+    postcode: str
+
+
+def _usual_identity(records: list[Any]) -> ConfirmableIdentity | None:
+    """The (given name, family name, date of birth, postcode) most of a person's records hold."""
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    shown: dict[tuple[str, str, str, str], tuple[str, str, str]] = {}
+    for record in records:
+        if not (record.given_name and record.family_name and record.postcode
+                and record.date_of_birth and record.date_of_birth_valid and record.postcode_valid):
+            continue
+        key = (record.given_name, record.family_name, record.date_of_birth, record.postcode)
+        counts[key] += 1
+        raw = record.raw
+        shown.setdefault(
+            key,
+            (
+                raw.get("given_name", record.given_name),
+                raw.get("family_name", record.family_name),
+                raw.get("postcode", record.postcode),
+            ),
+        )
+    if not counts:
+        return None
+    key = counts.most_common(1)[0][0]
+    given, family, postcode = shown[key]
+    return ConfirmableIdentity("", given, family, date.fromisoformat(key[2]), postcode)
+
+
+def confirmable_identities(
+    settings: Settings, matcher: VaultMatcher, wanted: int, *, look_at: int = 400
+) -> list[ConfirmableIdentity]:
+    """Up to ``wanted`` people whose usual identity ``matcher`` confirms as exactly them.
+
+    For the demo's test sign-ins (only ever in a demo home: the caller checks). Looks at the
+    first ``look_at`` people with at least two records, in person-id order (pseudonymous, so
+    effectively a random sample), reads only their records from the vault (one audited read,
+    actor ``demo-sign-in``), and keeps those whose most common name, date of birth and postcode
+    the matcher confirms as that same person: signing in with them is certain to work.
+    """
+    from candour.vault import open_vault
+
+    with transaction(settings) as session:
+        people = (
+            select(PersonIndexEntry.person_id)
+            .group_by(PersonIndexEntry.person_id)
+            .having(func.count() >= 2)
+            .order_by(PersonIndexEntry.person_id)
+            .limit(look_at)
+            .subquery()
+        )
+        rows = session.execute(
+            select(PersonIndexEntry.person_id, PersonIndexEntry.record_key)
+            .where(PersonIndexEntry.person_id.in_(select(people.c.person_id)))
+            .order_by(PersonIndexEntry.person_id, PersonIndexEntry.record_key)
+        ).all()
+    keys_of: dict[str, list[str]] = {}
+    for person_id, record_key in rows:
+        keys_of.setdefault(person_id, []).append(record_key)
+    if not keys_of:
+        return []
+    reason = "demo sign-in: choose synthetic residents whose details match exactly one person"
+    with open_vault(settings).open_workspace(reason=reason, actor=DEMO_ACTOR) as workspace:
+        wanted_keys = [key for keys in keys_of.values() for key in keys]
+        held = {r.record_key: r for r in workspace.records(wanted_keys)}
+    found: list[ConfirmableIdentity] = []
+    for person_id, keys in keys_of.items():
+        usual = _usual_identity([held[k] for k in keys if k in held])
+        if usual is None:
+            continue
+        claims = _Claims(usual.given_names, usual.family_name, usual.birth_date, usual.postcode)
+        if matcher.match(claims) != person_id:
+            continue
+        found.append(
+            ConfirmableIdentity(
+                person_id, usual.given_names, usual.family_name, usual.birth_date, usual.postcode
+            )
+        )
+        if len(found) >= wanted:
+            break
+    return found
