@@ -104,6 +104,7 @@ def run(quick: bool) -> list[Result]:
     excludes_zero = high < 0 or low > 0 or planted == 0
     family = _figure(results["family-needs"], "adjusted_rand")
     precision = _figure(results["hmo-risk"], "precision_at_100")
+    base_rate = float(effects["hmos"]["unlicensed_hmo_share_realised"])
     build_note = ", ".join(f"{k} {v:.0f} s" for k, v in build.items())
     return [
         Result(
@@ -140,6 +141,15 @@ def run(quick: bool) -> list[Result]:
             "share",
             ">= 0.8 at 100,000 people",
             judge(precision >= 0.8),
-            notes=f"{scale}; {seconds['hmo-risk']:.0f} s; home built in {build_note}",
+            # A ranking by chance finds unlicensed HMOs at their share of all properties, so
+            # the ratio is the study's lift over chance.
+            reference="precision of a random ranking (unlicensed HMOs' share of properties)",
+            reference_figure=base_rate,
+            ratio=precision / base_rate if base_rate > 0 else None,
+            notes=(
+                f"{scale}; {effects['hmos']['unlicensed_hmos']:,} unlicensed HMOs planted in "
+                f"{effects['hmos']['properties']:,} properties; {seconds['hmo-risk']:.0f} s; "
+                f"home built in {build_note}"
+            ),
         ),
     ]
