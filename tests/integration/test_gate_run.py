@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 from tests.integration.test_gate_support import approved_use, build_home
@@ -440,3 +441,68 @@ def test_queries_including_pages_and_counts(store_settings: Settings):
     later = gate.run(use_id, "ana", COUNT_BY_DIAGNOSIS, settings=store_settings).query_id
     assert gate.queries_including(person, settings=store_settings)[-1].query_id == later
     assert gate.count_queries_including(2, settings=store_settings) == 6
+
+
+def test_masks_follow_changing_choices_and_survive_an_old_stamp_layout(sqlite_settings: Settings):
+    home = build_home(sqlite_settings, people=30)
+    use_id = approved_use(sqlite_settings)
+    store = cohorts.CohortStore(Home(sqlite_settings.home))
+    filtered = "SELECT area, count(*) AS n FROM ae_attendances WHERE cost >= 20 GROUP BY area"
+    costly = {r["person_num"] for r in home.ae if r["cost"] >= 20}
+
+    def check(out: set[int]) -> None:
+        result = gate.run(use_id, "ana", filtered, settings=sqlite_settings)
+        expected = sum(1 for r in home.ae if r["cost"] >= 20 and r["person_num"] not in out)
+        assert result.table["n"].sum() == expected
+        assert set(store.read(result.query_id)) == costly - out
+
+    _opt_out(sqlite_settings, home.people[1])
+    _opt_out(sqlite_settings, home.people[3])
+    check({1, 3})
+    # A change of mind: the mask column is updated for just the people whose choice changed.
+    choices.set_choice(
+        home.people[1], "research", "opt-in", channel="cli", actor="t", settings=sqlite_settings
+    )
+    _opt_out(sqlite_settings, home.people[4])
+    check({3, 4})
+    # A warehouse whose stamps table is gone (as one built before the per-purpose columns):
+    # the gate recreates it, resets the unvouched column and rebuilds the mask from the snapshot.
+    engine = gate.open_engine(sqlite_settings)
+    try:
+        engine.connection.execute("DROP TABLE gate.mask_stamps")  # type: ignore[attr-defined]
+    finally:
+        engine.close()
+    check({3, 4})
+
+
+def test_the_engine_cohort_equals_the_rows_read_and_grows_past_its_size_hint(
+    sqlite_settings: Settings,
+):
+    home = build_home(sqlite_settings, people=40)
+    use_id = approved_use(sqlite_settings)
+    _opt_out(sqlite_settings, home.people[7])
+    gate.run(use_id, "ana", COUNT_BY_DIAGNOSIS, settings=sqlite_settings)  # builds, sets masks
+    snap = choices.snapshot("research", settings=sqlite_settings)
+    engine = gate.open_engine(sqlite_settings)
+    try:
+        tables = gate.catalogue(sqlite_settings)
+        gated = [
+            gate.GatedTable(
+                "ae_attendances",
+                tuple(tables["ae_attendances"].columns),
+                "research",
+                snap.excluded("ae_attendances").person_nums,
+                snap.content_hash,
+            )
+        ]
+        key = gate.link_state(sqlite_settings).key
+        with engine.session(gated, gate.Limits(), key) as session:
+            view = session.views["ae_attendances"]
+            sql = f'SELECT person_num FROM "{view}" WHERE cost < 50'
+            read = {r["person_num"] for r in home.ae if r["cost"] < 50} - {7}
+            for size in (engine.max_person() + 1, 3, 1):  # 3 and 1: too small, must grow
+                assert set(session.cohort(sql, size)) == read
+            assert set(np.flatnonzero(session.person_mask(sql, 3))) == read
+            assert len(session.cohort(f"{sql} AND cost > 1000", 64)) == 0
+    finally:
+        engine.close()
