@@ -225,3 +225,38 @@ def test_a_warehouse_failure_while_workers_seal_leaves_nothing(
     assert len(handed) == 1
     # The workers' rows were written, then removed after they had all finished.
     assert footprint(settings).empty()
+
+
+def test_a_second_file_of_a_source_waits_for_the_first_even_when_staging_runs_ahead(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Two files of one source in one run, both sealed by the workers (each exported for them
+    # while staging, ahead of its turn): the second must still be staged only after the first
+    # is committed, or it could not see that P001 was ingested in the first.
+    from tests.integration.test_ingest_fixtures import ROWS
+
+    spec = write_extract(tmp_path / "x", files="gp*.csv")
+    fresh = [
+        f"N{i:04d},Name{i},Surname,01/01/1990,F,TN1 1AA,1 Road,Town,,,2023-01-01,G1,1,N"
+        for i in range(200)
+    ]
+    write_extract(tmp_path / "x", [ROWS[0], *fresh], name="gp2.csv", files="gp*.csv")
+    handed = _use_workers(monkeypatch)
+    exported: list[int] = []
+    prepare = ingest_module._prepare
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        prepared = prepare(*args, **kwargs)
+        if prepared.rows_file is not None and prepared.rows_file.exists():
+            exported.append(prepared.batch_id)
+        return prepared
+
+    monkeypatch.setattr(ingest_module, "_prepare", spy)
+    report = run_ingest(spec, settings)
+    first, second = report.results
+    assert (first.file, first.rows_accepted) == ("gp.csv", 5)
+    assert (second.file, second.rows_accepted, second.rows_quarantined) == ("gp2.csv", 200, 1)
+    assert exported == handed == [first.batch_id, second.batch_id]
+    after = footprint(settings)
+    assert (after.done_batches, after.vault_records, after.warehouse_rows) == (2, 205, 205)
+    assert not list(settings.home.glob(".ingest-*"))

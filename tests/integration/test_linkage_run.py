@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 from benchmarks.bench_linkage import make_records
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
 from candour.cli.main import app
@@ -22,7 +22,7 @@ from candour.linkage.outputs import current_index, export_index
 from candour.linkage.review import decide, list_pairs
 from candour.linkage.runs import link
 from candour.store import transaction
-from candour.store.linkage import LinkParameter, LinkRun, PersonChange
+from candour.store.linkage import LinkParameter, LinkRun, PersonChange, PersonIndexEntry
 
 FAST = "u_max_pairs: 200000\n"
 
@@ -83,6 +83,42 @@ def test_link_run_end_to_end(store_settings: Settings, records, fast_settings: P
         reader = csv.reader(handle)
         assert next(reader) == ["source", "record_id", "person_id"]
         assert sum(1 for _ in reader) == records.table.num_rows
+
+
+def _person_index_indexes(settings: Settings) -> set[str]:
+    with transaction(settings) as session:
+        found = inspect(session.connection()).get_indexes("person_index")
+    return {str(index["name"]) for index in found}
+
+
+def test_a_first_run_loads_the_index_in_bulk_and_rebuilds_its_indexes(
+    store_settings: Settings, records, fast_settings, monkeypatch
+):
+    from candour.linkage import runs
+
+    initialise_home(store_settings)
+    indexes = _person_index_indexes(store_settings)
+    assert {"ix_person_index_person_id", "ix_person_index_person_num"} <= indexes
+    monkeypatch.setattr(runs, "BULK_LOAD_ROWS", 1)
+    identities = _identities(records.batch(0))
+
+    def fail(session, run_id):
+        raise RuntimeError("after the index was written")
+
+    # A run failing after the bulk load leaves the table empty and its indexes in place.
+    with pytest.raises(RuntimeError, match="after the index was written"):
+        link(store_settings, settings_file=fast_settings, provider=table_provider(identities),
+             after_index=fail)
+    assert _person_index_indexes(store_settings) == indexes
+    with transaction(store_settings) as session:
+        assert session.scalar(select(func.count()).select_from(PersonIndexEntry)) == 0
+
+    done = link(store_settings, settings_file=fast_settings,
+                provider=table_provider(identities))
+    assert _person_index_indexes(store_settings) == indexes
+    index = current_index(store_settings)
+    assert len(index) == done.records == identities.num_rows
+    assert len(set(index.values())) == done.persons
 
 
 def test_review_decisions_override_the_model(sqlite_settings: Settings, records, fast_settings):

@@ -80,6 +80,22 @@ def choose_rules(
         ]
     budget = spec.max_comparisons_per_record * records
     present = set(spec.fields)
+    # Usually every candidate fits the budget as it is: one count of them all, in order,
+    # gives each one's marginal count after those before it, which is what the loop below
+    # would find one rule at a time (recounting every earlier rule each time).
+    untightened = [_rule(c.columns) for c in spec.candidate_rules]
+    if untightened:
+        counted = _count(identities, untightened, proportion)
+        if all(int(r["marginal_comparison_count"]) <= budget for r in counted):
+            return untightened, [
+                RuleCount(
+                    rule=candidate.name,
+                    marginal=int(r["marginal_comparison_count"]),
+                    cumulative=int(r["cumulative_comparison_count"]),
+                    estimated=estimated,
+                )
+                for candidate, r in zip(spec.candidate_rules, counted, strict=True)
+            ]
     chosen: list[Any] = []
     counts: list[RuleCount] = []
     cumulative = 0

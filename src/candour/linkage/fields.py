@@ -163,13 +163,16 @@ def _clean_date(array: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
+def _sex_code(value: str) -> str | None:
+    if value == "" or value in _SEX_UNKNOWN:
+        return None
+    return _SEX_CODES.get(value, value)
+
+
 def _clean_sex(array: pa.ChunkedArray) -> pa.ChunkedArray:
     text = pc.utf8_trim_whitespace(pc.utf8_lower(pc.cast(array, pa.string())))
-    values = text.to_pylist()
-    mapped = [
-        None if v is None or v == "" or v in _SEX_UNKNOWN else _SEX_CODES.get(v, v) for v in values
-    ]
-    return pa.chunked_array([pa.array(mapped, pa.string())])
+    # A handful of distinct codes over a million records: map each distinct value once.
+    return _map_unique(text, _sex_code, pa.string())
 
 
 def _map_unique(array: pa.ChunkedArray, fn: object, value_type: pa.DataType) -> pa.ChunkedArray:

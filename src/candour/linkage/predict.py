@@ -247,7 +247,7 @@ def predict_and_cluster(
         f"sum(case when match_probability >= {threshold} and guarded = 0 then 1 else 0 end) "
         f"as linked from {edges}",
     ).to_pylist()[0]
-    conflicts = _within_cluster_conflicts(engine, model, clustered, conflict_probability)
+    conflicts = _within_cluster_conflicts(engine, linker, model, clustered, conflict_probability)
     resolved = _resolve_conflicts(engine, links.physical_name, clusters, decisions, conflicts)
     lap("re-score clusters")
 
@@ -302,42 +302,63 @@ def predict_and_cluster(
     )
 
 
+def _tf_columns(model: dict[str, Any]) -> list[str]:
+    """The columns the model adjusts for term frequency."""
+    found = {
+        str(level["tf_adjustment_column"])
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("tf_adjustment_column")
+    }
+    return sorted(found)
+
+
 def _within_cluster_conflicts(
-    engine: Engine, model: dict[str, Any], clustered: Any, cut: float
+    engine: Engine, linker: Any, model: dict[str, Any], clustered: Any, cut: float
 ) -> list[tuple[str, str]]:
     """Pairs in one cluster that the model says are clearly different people.
 
     Connected components chain: a record without a date of birth can link a father and a son
     of the same name at one address. Scoring every pair inside each cluster of three or more
     finds such chains; the pairs scoring below ``cut`` are kept apart when re-clustering.
+    Only the records of such clusters are scored (a pair was already scored by the run), with
+    the run's own term-frequency tables, which were counted over every record.
     """
     from splink import Linker
 
-    sizes = _table(
-        engine,
-        f"select count(*) as n from (select cluster_id from {clustered.physical_name} "
-        f"group by cluster_id having count(*) >= 3) t",
-    ).to_pylist()[0]
-    if not sizes["n"]:
-        return []
-    settings = dict(model)
-    settings["blocking_rules_to_generate_predictions"] = [
-        {"blocking_rule": "l.cluster_id = r.cluster_id"}
-    ]
-    settings["linker_uid"] = None
-    frame = engine.db_api.register(
-        clustered.physical_name, table_name=f"clustered_{engine.next_id()}"
+    chains = engine.db_api.query_sql(
+        f"select * from {clustered.physical_name} where cluster_id in "
+        f"(select cluster_id from {clustered.physical_name} "
+        f"group by cluster_id having count(*) >= 3)"
     )
-    import logging
+    try:
+        sizes = _table(engine, f"select count(*) as n from {chains.physical_name}").to_pylist()
+        if not sizes[0]["n"]:
+            return []
+        settings = dict(model)
+        settings["blocking_rules_to_generate_predictions"] = [
+            {"blocking_rule": "l.cluster_id = r.cluster_id"}
+        ]
+        settings["linker_uid"] = None
+        frame = engine.db_api.register(
+            chains.physical_name, table_name=f"clustered_{engine.next_id()}"
+        )
+        import logging
 
-    checker = Linker(frame, settings, log_level=logging.WARNING)
-    scored = checker.inference.predict(warning_mode="never")
-    rows = _table(
-        engine,
-        f"select record_key_l, record_key_r from {scored.physical_name} "
-        f"where match_probability < {cut}",
-    ).to_pylist()
-    scored.drop_table_from_database_and_remove_from_cache()
+        checker = Linker(frame, settings, log_level=logging.WARNING)
+        for column in _tf_columns(model):
+            # Frequencies over the whole home, as the run scored with (not the chains').
+            counted = linker.table_management.compute_tf_table(column)
+            checker.table_management.register_term_frequency_lookup(counted, column)
+        scored = checker.inference.predict(warning_mode="never")
+        rows = _table(
+            engine,
+            f"select record_key_l, record_key_r from {scored.physical_name} "
+            f"where match_probability < {cut}",
+        ).to_pylist()
+        scored.drop_table_from_database_and_remove_from_cache()
+    finally:
+        chains.drop_table_from_database_and_remove_from_cache()
     return [pair(r["record_key_l"], r["record_key_r"]) for r in rows]
 
 

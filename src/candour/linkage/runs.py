@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 from filelock import FileLock, Timeout
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from candour.config import Settings
@@ -58,6 +58,9 @@ from candour.store.linkage import (
 
 STEPS = ("read identities", "choose blocking", "train", "predict and cluster", "save")
 _CHUNK = 20_000
+# From this many rows, a first run's index is loaded into the store without its secondary
+# indexes, which are built afterwards.
+BULK_LOAD_ROWS = 100_000
 
 
 class LinkRunError(CandourError):
@@ -165,11 +168,27 @@ def _write_index(
     for start in range(0, len(gone), _CHUNK):
         chunk = gone[start : start + _CHUNK]
         session.execute(delete(PersonIndexEntry).where(PersonIndexEntry.record_key.in_(chunk)))
+    # In key order: each insert then lands at the end of the primary-key index rather than
+    # at a random page of it, which makes a first run's million inserts several times faster.
     added = [
-        (k, p, result.numbers[p], run_id) for k, p in result.index.items() if k not in previous
+        (k, p, result.numbers[p], run_id)
+        for k, p in sorted(result.index.items())
+        if k not in previous
     ]
+    # A first run fills an empty table: building its secondary indexes once, after the rows,
+    # is several times faster than updating them a row at a time (1,000,000 rows in SQLite:
+    # 8 s against 30 s). DDL is transactional in SQLite and PostgreSQL, so a run that fails
+    # leaves the indexes as they were.
+    bulk = not previous and len(added) >= BULK_LOAD_ROWS
+    table = PersonIndexEntry.__table__
+    assert isinstance(table, Table)
+    indexes = sorted(table.indexes, key=lambda i: str(i.name)) if bulk else []
+    for index in indexes:
+        index.drop(session.connection())
     _insert_rows(session, "person_index", ("record_key", "person_id", "person_num", "run_id"),
                  added)
+    for index in indexes:
+        index.create(session.connection())
     changed = [
         {"record_key": k, "person_id": p, "person_num": result.numbers[p], "run_id": run_id}
         for k, p in result.index.items()
@@ -274,7 +293,9 @@ def _open_warehouse_for_index(settings: Settings) -> Any:
 
     # The person index always lives in the home's DuckDB warehouse file, whichever engine
     # linked it, so the query gate finds it in one place.
-    return DuckDBWarehouse(Home(settings.home).warehouse)
+    return DuckDBWarehouse(
+        Home(settings.home).warehouse, wait_seconds=settings.warehouse_wait_seconds
+    )
 
 
 def _stats(
@@ -348,12 +369,12 @@ def link(
             prepared = prepare(identities)
             del identities
             spec = build_model(present_fields(prepared), overrides)
-            space.write_identities(prepared)
             records = prepared.num_rows
-            del prepared
             timings["read"] = time.perf_counter() - started
             progress("link", 1, total)
-            with open_engine(engine_name, space, settings) as opened:
+            with open_engine(engine_name, space, settings, prepared) as opened:
+                # The engine holds its own copy now (DuckDB's tables, Spark's Parquet).
+                del prepared
                 mark = time.perf_counter()
                 rules, counts = choose_rules(opened.identities, spec, records)
                 if not rules:

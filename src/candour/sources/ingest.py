@@ -42,6 +42,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ PARALLEL_CHUNK = 25_000
 # the checks see a file that long, so that they load while DuckDB works.
 PARALLEL_MIN_ROWS = 50_000
 SEAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# Files staged ahead of the one being written: two, so that a large file after a small one is
+# staged while the workers still seal the file before (otherwise they idle while it stages).
+STAGE_AHEAD = 2
 STAGING_PREFIX = ".ingest-"
 LOCK_FILE = ".ingest.lock"
 
@@ -208,10 +212,15 @@ def ingest(
         vault = open_vault(settings)
         report.recovered = recover(settings, warehouse, vault=vault)
         staging_root = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=home.root))
-        checked = _check_all(plan, settings, staging_root, progress)
-        large = any(done is None and e.lines >= PARALLEL_MIN_ROWS for _, e, done in checked)
-        if large and SEAL_WORKERS > 1:
-            pool = SealPool(SEAL_WORKERS)
+
+        def start_pool() -> None:
+            # Started by the checks as soon as they meet a file that long, so that the
+            # workers load (most of a CPU-second each) beside the single-threaded hashing.
+            nonlocal pool
+            if pool is None and SEAL_WORKERS > 1:
+                pool = SealPool(SEAL_WORKERS)
+
+        checked = _check_all(plan, settings, staging_root, progress, start_pool)
         _run_batches(
             checked, settings, vault, warehouse, staging_root, progress, pool, report
         )
@@ -234,43 +243,60 @@ def _run_batches(
     pool: SealPool | None,
     report: IngestReport,
 ) -> None:
-    """Ingest the checked files in order, staging the next file while this one is written.
+    """Ingest the checked files in order, staging the next ones while this one is written.
 
-    The look-ahead is only for a file of another source: a second file of the same source must
+    The look-ahead is only for files of other sources: a second file of the same source must
     see the first one's record ids when it checks for repeats.
     """
     todo = [(item, extract) for item, extract, done in checked if done is None]
-    ahead: Future[_Prepared] | None = None
+    # Files staged (or being staged) but not yet committed, oldest first.
+    ahead: deque[tuple[str, Future[_Prepared]]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="candour-stage") as helper:
+        following = 0  # the next file of ``todo`` to stage
 
-        def start(index: int) -> Future[_Prepared]:
-            item, extract = todo[index]
-            keys = warehouse.record_keys(item.name)
-            return helper.submit(
-                _prepare, item, extract, settings, keys, staging_root, progress
-            )
+        def top_up(committing: str | None) -> None:
+            """Queue files for staging, up to ``STAGE_AHEAD`` beyond the one being committed.
+
+            A file waits while an earlier file of its source is uncommitted: it must see that
+            file's record ids when it checks for repeats.
+            """
+            nonlocal following
+            while following < len(todo) and len(ahead) < STAGE_AHEAD:
+                item, extract = todo[following]
+                if item.name == committing or any(name == item.name for name, _ in ahead):
+                    return
+                keys = warehouse.record_keys(item.name)
+                ahead.append(
+                    (
+                        item.name,
+                        helper.submit(
+                            _prepare, item, extract, settings, keys, staging_root, progress,
+                            pool is not None,
+                        ),
+                    )
+                )
+                following += 1
 
         try:
-            position = 0
             for item, _extract, done in checked:
                 if done is not None:
                     report.results.append(done)
                     continue
-                current = ahead if ahead is not None else start(position)
-                ahead = None
+                top_up(None)
+                _, current = ahead.popleft()
                 prepared = current.result()
-                position += 1
-                if position < len(todo) and todo[position][0].name != item.name:
-                    ahead = start(position)
+                # Stage the following files while this one is written (DuckDB works on its
+                # own threads, so a large file staged now is ready when its turn comes).
+                top_up(item.name)
                 report.results.append(
                     _commit(prepared, settings, vault, warehouse, progress, pool)
                 )
         except CandourError as exc:
             raise IngestError(str(exc), report.results) from exc
         finally:
-            if ahead is not None:
+            for _, staged in ahead:
                 try:
-                    _discard(ahead.result(), settings)
+                    _discard(staged.result(), settings)
                 except BaseException:  # noqa: BLE001 - its own failure cleaned up after itself
                     pass
 
@@ -280,8 +306,12 @@ def _check_all(
     settings: Settings,
     staging_root: Path,
     progress: ProgressCallback,
+    on_large: Callable[[], None] = lambda: None,
 ) -> list[tuple[Source, ExtractFile, FileResult | None]]:
-    """Hash and check every file before any is written (a bad 5th file stops the 1st too)."""
+    """Hash and check every file before any is written (a bad 5th file stops the 1st too).
+
+    ``on_large`` is called when a file to ingest has at least ``PARALLEL_MIN_ROWS`` lines.
+    """
     import duckdb
 
     checked: list[tuple[Source, ExtractFile, FileResult | None]] = []
@@ -305,6 +335,8 @@ def _check_all(
 
                     check_columns(display, extract.columns, item)
                 checked.append((item, extract, None))
+                if extract.lines >= PARALLEL_MIN_ROWS:
+                    on_large()
     finally:
         con.close()
     progress("checking files", total, total)
@@ -364,6 +396,8 @@ class _Prepared:
     accepted: int
     result: FileResult
     started: float
+    # The identities exported for the sealing workers (a large batch, with a pool), or None.
+    rows_file: Path | None = None
 
 
 def _prepare(
@@ -373,8 +407,13 @@ def _prepare(
     known_keys: pa.Table,
     staging_root: Path,
     progress: ProgressCallback,
+    parallel: bool = False,
 ) -> _Prepared:
     """Steps 2-3: the pending batch, then staging and validation. Writes no data.
+
+    With ``parallel`` (a sealing pool is running), a large batch's identities are also
+    exported for the workers here, ahead of its turn, so that the workers can start on it as
+    soon as the batch before is complete.
 
     Runs on a helper thread while the previous file is being written (DuckDB releases the
     interpreter lock); on failure it removes its pending batch and raises.
@@ -433,6 +472,12 @@ def _prepare(
             pending.rows_read = counts.read
             pending.rows_accepted = counts.accepted
             pending.rows_quarantined = counts.bad
+        rows_file: Path | None = None
+        if parallel and counts.accepted >= PARALLEL_MIN_ROWS:
+            mark = time.perf_counter()
+            rows_file = staging_dir / "identities.arrow"
+            staging.export_vault_rows(rows_file, _group_rows(counts.accepted))
+            _lap(result, "vault export", mark)
     except BaseException:
         if staging is not None:
             staging.close()
@@ -441,8 +486,19 @@ def _prepare(
         raise
     return _Prepared(
         source, extract, batch_id, ledger_start, staging, staging_dir, counts.accepted, result,
-        started,
+        started, rows_file,
     )
+
+
+def _group_rows(rows: int) -> int:
+    """Rows per hand-over group: about ``PARALLEL_CHUNK``, in a multiple of the workers' count.
+
+    Each worker gets every n-th group, so an even split keeps one worker from sealing a last
+    group alone while the other waits.
+    """
+    groups = -(-rows // PARALLEL_CHUNK)
+    groups = -(-groups // SEAL_WORKERS) * SEAL_WORKERS
+    return max(1, -(-rows // groups))
 
 
 def _discard(prepared: _Prepared, settings: Settings) -> None:
@@ -485,7 +541,7 @@ def _commit(
             # carry the batch id, and both are complete before the ledger entry below).
             sealing = _start_vault(
                 staging, vault, source.name, batch_id, prepared.accepted, prepared.staging_dir,
-                pool,
+                pool, prepared.rows_file,
             )
             mark = _lap(result, "vault export", mark)
             try:
@@ -550,18 +606,21 @@ def _start_vault(
     rows: int,
     staging_dir: Path,
     pool: SealPool | None,
+    rows_file: Path | None = None,
 ) -> PendingSeal | None:
     """Hand a large batch's identities to the sealing workers; None for a small batch.
 
     Encryption is the one step in Python, so a large batch is sealed by the worker pool, which
     writes in several transactions; the batch id lets a failure or a crash remove them all.
     The hand-over file is in the private staging directory, which the caller removes after
-    :func:`_finish_vault` (or, on failure, after waiting for the workers).
+    :func:`_finish_vault` (or, on failure, after waiting for the workers). ``rows_file`` is
+    that file when staging already wrote it (see :func:`_prepare`).
     """
     if pool is None or rows < PARALLEL_MIN_ROWS:
         return None
-    rows_file = staging_dir / "identities.arrow"
-    staging.export_vault_rows(rows_file, PARALLEL_CHUNK)
+    if rows_file is None:
+        rows_file = staging_dir / "identities.arrow"
+        staging.export_vault_rows(rows_file, _group_rows(rows))
     return pool.start(
         vault.sealer(staging.identifier_names), rows_file, vault.settings.vault_store_url, source,
         batch_id,

@@ -117,20 +117,34 @@ class Workspace:
         source: str | None = None,
         batch_id: int | None = None,
         chunk_size: int = DEFAULT_CHUNK,
+        workers: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The same as :meth:`identities`, as Arrow record batches of :data:`IDENTITY_SCHEMA`.
 
         Standardised values only (no raw values); DuckDB and Spark read these directly, e.g.
         ``duckdb.from_arrow(pa.RecordBatchReader.from_batches(IDENTITY_SCHEMA, batches))``.
+        Records are opened a column at a time (:mod:`candour.vault.columnar`), without an
+        :class:`IdentityRecord` each, by ``workers`` processes (default: one per core, see
+        :func:`~candour.vault.columnar.default_workers`): a linkage run reads every record in
+        the vault. The read is recorded in ``vault_access`` before the first record is
+        decrypted.
         """
-        chunk: list[IdentityRecord] = []
-        for record in self.identities(source=source, batch_id=batch_id, chunk_size=chunk_size):
-            chunk.append(record)
-            if len(chunk) >= chunk_size:
-                yield to_record_batch(chunk)
-                chunk = []
-        if chunk:
-            yield to_record_batch(chunk)
+        from candour.vault.columnar import default_workers, open_rows
+
+        scope = _scope(source, batch_id)
+        with audited(
+            self.vault.settings, "identities", scope, self.reason, self.actor, self.id
+        ) as log:
+            rows = self.vault._rows(source, batch_id, None, chunk_size)
+            for batch in open_rows(
+                self.vault.sealer(),
+                rows,
+                IDENTITY_SCHEMA,
+                chunk_size=chunk_size,
+                workers=default_workers() if workers is None else workers,
+            ):
+                log.records += batch.num_rows
+                yield batch
 
     def records(self, record_keys: Sequence[str]) -> list[IdentityRecord]:
         """The decrypted identities of these records (those present), in the order asked."""
