@@ -74,22 +74,6 @@ def from_words(
     return _from_dense_words(dense)
 
 
-# Reverses the bit order of a byte: engines that write a bit string put its first value in the
-# most significant bit, roaring's words want it in the least.
-_REVERSED = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
-_REVERSED = np.packbits(_REVERSED, axis=1, bitorder="big").ravel()
-
-
-def from_bitstring(data: bytes) -> BitMap:
-    """The bitmap of a bit string whose bit ``i`` (most significant first within each byte)
-    marks person ``i``: DuckDB's ``bitstring_agg(person_num, 0, n - 1)`` cast to a blob, for an
-    ``n`` that is a multiple of 8 (so no padding bits lead the string)."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    words = np.zeros(-(-len(raw) // (_WORDS * 8)) * _WORDS, dtype="<u8")
-    words.view(np.uint8)[: len(raw)] = _REVERSED[raw]
-    return _from_dense_words(words)
-
-
 def _from_dense_words(words: np.ndarray[Any, np.dtype[np.uint64]]) -> BitMap:
     """Builds the portable serialisation directly (bitset containers above 4,096 values, arrays
     below, as CRoaring does) and deserialises it: constructing a BitMap from a Python iterable

@@ -296,30 +296,12 @@ class DuckDBSession:
     def cohort(self, sql: str, size: int) -> BitMap:
         """The people in ``sql``'s single ``person_num`` column, as a bitmap.
 
-        The engine sets one bit per person as it scans (``bitstring_agg`` over a fixed range,
-        one bit string per thread, OR-ed at the end), so the rows read never leave it: only
-        ``size`` bits come back, instead of every row's number being streamed out and set in
-        numpy (:meth:`person_mask`, the fallback). Numbers at or beyond the range
-        (``size`` is a hint) all land on one last overflow bit, since an out-of-range error would
-        abort the read transaction; if it is set the streaming way, which grows its mask, is used.
+        The numbers are streamed out in Arrow batches and set in a numpy mask. DuckDB's own
+        ``bitstring_agg`` keeps the rows inside the engine, but it allocates a bit string the
+        size of the whole population per thread and group, which measured 2-8x slower for
+        filtered queries (docs/benchmarks.md, gate), so it is not used.
         """
-        # A whole number of bytes (no leading padding bits), the last bit for overflow.
-        top = -(-(size + 1) // 8) * 8 - 1
-        found = self._scalar(
-            f"SELECT CAST(bitstring_agg(least({PERSON_NUM}, {top}), 0, {top}) AS BLOB) "
-            f"FROM ({sql}) AS _cohort"
-        )
-        if found is None:
-            return BitMap()  # no rows read
-        bitmap = cohort.from_bitstring(bytes(found))
-        if top in bitmap:
-            return cohort.from_mask(self.person_mask(sql, size))
-        return bitmap
-
-    def _scalar(self, sql: str) -> Any:
-        with self._watch():
-            rows = self.con.execute(sql).fetchall()
-        return rows[0][0] if rows else None
+        return cohort.from_mask(self.person_mask(sql, size))
 
 
 class DuckDBEngine:
