@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,6 +99,20 @@ def test_workspaces_of_dead_processes_are_removed(settings: Settings):
     (live / ".owner").write_text(f"{os.uname().nodename} {os.getpid()}\n")
     assert remove_stale_workspaces(settings) == 1
     assert not stale.exists() and live.exists()
+
+
+def test_a_workspace_being_created_is_not_taken_for_abandoned(settings: Settings):
+    root = workspaces_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    # Another process has made its directory but not yet written its owner file.
+    creating = root / "ws-creating"
+    creating.mkdir()
+    abandoned = root / "ws-abandoned"
+    abandoned.mkdir()
+    old = time.time() - 3600
+    os.utime(abandoned, (old, old))
+    assert remove_stale_workspaces(settings) == 1
+    assert creating.exists() and not abandoned.exists()
 
 
 def test_lookup_finds_records_by_exact_identifier(settings: Settings):

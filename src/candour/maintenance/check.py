@@ -10,8 +10,6 @@ checked exactly as an outside auditor checks it.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import stat
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from candour.maintenance.keys import pending_rotations, resume_rotations
 from candour.sources.ingest import recover
 from candour.store import IngestBatch, current_revision, head_revision, transaction
 from candour.vault import open_vault, remove_stale_workspaces, workspaces_root
-from candour.vault.workspace import OWNER_FILE
+from candour.vault.workspace import is_abandoned
 from candour.warehouse import open_warehouse
 
 PRIVATE_KEYS = ("log_signing_key", "witness_key", "vault_key", "hmac_key")
@@ -190,11 +188,7 @@ def _check_workspaces(settings: Settings) -> str:
     for directory in sorted(root.iterdir()) if root.is_dir() else []:
         if not directory.is_dir():
             continue
-        try:
-            owner_host, pid = (directory / OWNER_FILE).read_text().split()
-            alive = owner_host != socket.gethostname() or _alive(int(pid))
-        except (OSError, ValueError):
-            alive = False
+        alive = not is_abandoned(directory)
         live, stale = live + alive, stale + (not alive)
     if stale:
         raise _Problem(
@@ -202,16 +196,6 @@ def _check_workspaces(settings: Settings) -> str:
             "run `candour check --repair` (or the next `candour link`) to remove them"
         )
     return f"{live} workspace(s) in use" if live else "none left behind"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _warehouse_check(settings: Settings, batches: dict[int, str]) -> str:

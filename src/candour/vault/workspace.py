@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CHUNK = 50_000
 OWNER_FILE = ".owner"
+# How long a workspace may lack its owner file before it counts as abandoned mid-creation.
+UNOWNED_GRACE_SECONDS = 60.0
 
 IDENTITY_SCHEMA = pa.schema(
     [
@@ -59,22 +62,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_abandoned(directory: Path) -> bool:
+    """True when the workspace ``directory`` belongs to a process that no longer runs here.
+
+    One without a readable owner file may be mid-creation by another process (between its
+    ``mkdir`` and writing the owner), so it counts as abandoned only once it has stayed so for
+    :data:`UNOWNED_GRACE_SECONDS`. One owned by another host is never judged from here.
+    """
+    try:
+        owner_host, pid_text = (directory / OWNER_FILE).read_text().split()
+        return owner_host == socket.gethostname() and not _alive(int(pid_text))
+    except (OSError, ValueError):
+        try:
+            age = time.time() - directory.stat().st_mtime
+        except OSError:
+            return False  # removed meanwhile by its owner
+        return age > UNOWNED_GRACE_SECONDS
+
+
 def remove_stale_workspaces(settings: Settings) -> int:
     """Remove workspaces left behind by processes that no longer run; return how many."""
     root = workspaces_root(settings)
     if not root.is_dir():
         return 0
     removed = 0
-    host = socket.gethostname()
     for directory in root.iterdir():
-        if not directory.is_dir():
-            continue
-        try:
-            owner_host, pid_text = (directory / OWNER_FILE).read_text().split()
-            stale = owner_host == host and not _alive(int(pid_text))
-        except (OSError, ValueError):
-            stale = True  # no readable owner: it never finished being created
-        if stale:
+        if directory.is_dir() and is_abandoned(directory):
             shutil.rmtree(directory, ignore_errors=True)
             removed += 1
     return removed
