@@ -302,6 +302,21 @@ def _build_town(people: int, seed: int) -> Path:
     return root
 
 
+def resident_oidc(issuer: str) -> dict[str, Any]:
+    """Settings for resident sign-in through the test provider at ``issuer`` (plain OIDC claims,
+    a client secret rather than One Login's private_key_jwt)."""
+    return {
+        "resident_oidc_issuer": issuer,
+        "resident_oidc_client_id": CLIENT_ID,
+        "resident_oidc_client_secret": "resident-secret",
+        "resident_oidc_client_auth": "client_secret_basic",
+        "resident_oidc_scopes": ["openid", "profile", "address"],
+        "resident_oidc_vtr": "",
+        "resident_oidc_claims": [],
+        "resident_claims_format": "oidc",
+    }
+
+
 def town(root: Path, people: int = 200, seed: int = 11, **overrides: Any) -> Settings:
     """A private copy of a linked synthetic town (built once per session) at ``root/home``."""
     import shutil

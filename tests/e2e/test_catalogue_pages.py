@@ -10,10 +10,8 @@ from playwright.sync_api import Browser, Page
 
 from candour.web import create_app
 from e2e.support import (
-    axe_page,
     check_page,
     free_port,
-    launch_browser,
     live_server,
     require_browser,
 )
@@ -31,18 +29,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     with live_server(create_app(settings), port) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_browser() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with axe_page(browser) as opened:
-        yield opened
 
 
 def test_catalogue_pages_pass_axe(site: str, page: Page) -> None:

@@ -16,17 +16,15 @@ from playwright.sync_api import Browser, Page
 from candour import register
 from candour.web import create_app
 from e2e.support import (
-    CLIENT_ID,
     DictMatcher,
     Provider,
-    axe_page,
     check_page,
     free_port,
-    launch_browser,
     live_server,
     make_home,
     oidc_provider,
     require_browser,
+    resident_oidc,
     sign_in_with_mouse,
 )
 
@@ -49,14 +47,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provid
             tmp_path_factory.mktemp("e2e"),
             entries=300,
             web_base_url=f"http://127.0.0.1:{port}",
-            resident_oidc_issuer=provider.issuer,
-            resident_oidc_client_id=CLIENT_ID,
-            resident_oidc_client_secret="resident-secret",
-            resident_oidc_client_auth="client_secret_basic",
-            resident_oidc_scopes=["openid", "profile", "address"],
-            resident_oidc_vtr="",
-            resident_oidc_claims=[],
-            resident_claims_format="oidc",
+            **resident_oidc(provider.issuer),
             staff_oidc_issuer=provider.issuer,
             staff_oidc_client_id="staff-client",
             staff_oidc_client_secret="staff-secret",
@@ -67,18 +58,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Provid
         matcher = DictMatcher({("Alice", "Smith", "1980-02-29", "AB1 2CD"): PERSON})
         with live_server(create_app(settings, matcher=matcher), port) as base:
             yield base, provider
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_browser() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with axe_page(browser) as opened:
-        yield opened
 
 
 def test_public_pages_pass_axe(site: tuple[str, Provider], page: Page) -> None:

@@ -22,35 +22,21 @@ from candour.linkage.review import list_pairs
 from candour.web import create_app
 from candour.workflows.identity_match import VaultMatcher
 from e2e.support import (
-    CLIENT_ID,
     add_staff,
-    axe_page,
     check_page,
     free_port,
-    launch_browser,
     live_server,
     make_release,
     make_use,
     matched_residents,
     oidc_provider,
     require_browser,
+    resident_oidc,
     sign_in_with_mouse,
     town,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_browser() as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with axe_page(browser) as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +47,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         settings = town(
             tmp_path_factory.mktemp("portal"),
             web_base_url=f"http://127.0.0.1:{port}",
-            resident_oidc_issuer=provider.issuer,
-            resident_oidc_client_id=CLIENT_ID,
-            resident_oidc_client_secret="resident-secret",
-            resident_oidc_client_auth="client_secret_basic",
-            resident_oidc_scopes=["openid", "profile", "address"],
-            resident_oidc_vtr="",
-            resident_oidc_claims=[],
-            resident_claims_format="oidc",
+            **resident_oidc(provider.issuer),
             staff_oidc_issuer=provider.issuer,
             staff_oidc_client_id="staff-client",
             staff_oidc_client_secret="staff-secret",

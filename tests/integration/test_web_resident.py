@@ -32,7 +32,6 @@ from candour.web.transparency import PublicLog
 from candour.web.uses import PER_PAGE, UnknownPerson, entry_proof, page_links, uses_view
 from candour.workflows.identity_match import VaultMatcher
 from e2e.support import (
-    CLIENT_ID,
     CSRF,
     Provider,
     Resident,
@@ -41,6 +40,7 @@ from e2e.support import (
     make_use,
     matched_residents,
     oidc_provider,
+    resident_oidc,
     resident_session,
     session_cookie,
     staff_session,
@@ -67,14 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> dict[
     settings = town(
         tmp_path_factory.mktemp("resident"),
         web_base_url="http://testserver",
-        resident_oidc_issuer=provider.issuer,
-        resident_oidc_client_id=CLIENT_ID,
-        resident_oidc_client_secret="resident-secret",
-        resident_oidc_client_auth="client_secret_basic",
-        resident_oidc_scopes=["openid", "profile", "address"],
-        resident_oidc_vtr="",
-        resident_oidc_claims=[],
-        resident_claims_format="oidc",
+        **resident_oidc(provider.issuer),
         web_signin_rate_limit=1000,
     )
     alice, bob, carol = matched_residents(settings, 3)

@@ -34,6 +34,7 @@ from e2e.support import (
     oidc_provider,
     one_login_identity_key,
     pkce_challenge,
+    resident_oidc,
     rsa_private_key_pem,
 )
 
@@ -53,14 +54,7 @@ def oidc_settings(tmp_path: Path, provider: Provider, **extra: Any) -> Any:
         tmp_path,
         entries=3,
         web_base_url="http://testserver",
-        resident_oidc_issuer=provider.issuer,
-        resident_oidc_client_id=CLIENT_ID,
-        resident_oidc_client_secret="resident-secret",
-        resident_oidc_client_auth="client_secret_basic",
-        resident_oidc_scopes=["openid", "profile", "address"],
-        resident_oidc_vtr="",
-        resident_oidc_claims=[],
-        resident_claims_format="oidc",
+        **resident_oidc(provider.issuer),
         **extra,
     )
 

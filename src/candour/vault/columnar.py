@@ -21,12 +21,10 @@ the record.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import operator
 import os
 import pickle
-import signal
 import subprocess
 import sys
 from collections import deque
@@ -55,6 +53,7 @@ from candour.vault.records import (
     NHS_NUMBER_VALID,
     POSTCODE_VALID,
 )
+from candour.vault.workers import die_with_parent, stop_workers
 
 _HEADER_BYTES = 5  # field id (1 byte) and length (4 bytes, little-endian)
 _FIELD_NAMES = [name.encode() for name in FIELDS]
@@ -62,7 +61,6 @@ _NONCE_DTYPE = np.dtype((np.void, NONCE_BYTES))
 # Decryption is spread over at most this many processes: enough for the machines Candour
 # targets, and no more, since the database read feeding them is single-threaded.
 MAX_WORKERS = 4
-PR_SET_PDEATHSIG = 1
 _SRC = Path(__file__).resolve().parents[2]
 
 
@@ -350,20 +348,7 @@ class _Workers:
 
     def close(self) -> None:
         """Stop the workers (closing their input ends their loop)."""
-        for proc in self.procs:
-            if proc.stdin is not None and not proc.stdin.closed:
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_workers(self.procs)
 
 
 def open_rows(
@@ -414,23 +399,9 @@ def open_rows(
         pool.close()
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when its parent dies (even by ``kill -9``): decrypted
-    identities must not outlive the run that asked for them."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def main() -> None:
     """A worker: open the chunks read from standard input until it closes."""
-    _die_with_parent()
+    die_with_parent()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     setup = _receive(stdin)
     if setup is None:

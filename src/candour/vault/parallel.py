@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from candour.errors import CandourError
 from candour.vault.crypto import Sealer
+from candour.vault.workers import stop_workers
 
 _SRC = Path(__file__).resolve().parents[2]
 
@@ -133,20 +134,7 @@ class SealPool:
 
     def close(self) -> None:
         """Stop the workers."""
-        for proc in self._procs:
-            if proc.stdin is not None and not proc.stdin.closed:
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        stop_workers(self._procs)
 
     def seal(
         self, sealer: Sealer, rows_file: Path, vault_url: str, source: str, batch_id: int
