@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 import operator
 import os
-import pickle
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -46,6 +45,8 @@ from candour.vault.crypto import (
     Sealer,
     VaultCryptoError,
 )
+from candour.vault.parallel import receive as _receive
+from candour.vault.parallel import send as _send
 from candour.vault.records import (
     DOB_VALID,
     FIELDS,
@@ -281,18 +282,6 @@ def default_workers() -> int:
     return min(MAX_WORKERS, cores)
 
 
-def _send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(8, "little") + data)
-    stream.flush()
-
-
-def _receive(stream: IO[bytes]) -> Any:
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    size = int.from_bytes(header, "little")
-    return pickle.loads(stream.read(size))  # noqa: S301 - our own child process, our own pipe
 
 
 class OpenWorkerError(VaultCryptoError):
