@@ -152,3 +152,30 @@ def test_the_vault_can_live_in_postgresql(
     }
     assert not Home(settings.home).vault_db.exists()
     dispose_vault(settings)
+
+
+def test_a_sealed_batch_leaves_no_write_ahead_log_behind(
+    sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from candour.sources import ingest as ingest_module
+
+    # Through the sealing workers, as a large file goes (they commit without waiting).
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_ROWS", 1)
+    settings = initialised(sqlite_settings)
+    wal = Path(f"{Home(settings.home).root / 'vault.db'}-wal")
+    try:
+        run_ingest(write_extract(tmp_path / "x"), settings)
+        # Folded back into the vault once the batch was in: an empty log, the records kept.
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert open_vault(settings).count() > 0
+        # A reader holding the log open postpones the fold; the ingest still succeeds.
+        vault = open_vault(settings)
+        with vault.engine.connect() as reader:
+            reader.exec_driver_sql("BEGIN")
+            reader.exec_driver_sql("SELECT count(*) FROM identities").fetchall()
+            started = time.monotonic()
+            run_ingest(write_extract(tmp_path / "y", name="gp2.csv"), settings)
+            assert time.monotonic() - started < 60
+            reader.exec_driver_sql("ROLLBACK")
+    finally:
+        dispose_vault(settings)

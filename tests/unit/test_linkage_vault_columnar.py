@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pytest
 
@@ -106,3 +108,29 @@ def test_a_wrong_key_or_format_is_refused():
     sealed[2] = (key, source, batch_id, flags, blob[:-40])
     with pytest.raises(VaultCryptoError, match="gp:00002: a sealed record is malformed"):
         open_columns(Sealer(VAULT_KEY, HMAC_KEY, []), _columns(sealed), IDENTITY_SCHEMA)
+
+
+def test_workers_are_used_only_when_a_core_is_idle_now(monkeypatch):
+    from candour.vault import columnar
+
+    monkeypatch.setattr(columnar.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(columnar, "_idle_cores", lambda: 1.4)
+    assert columnar.default_workers() == 2
+    monkeypatch.setattr(columnar, "_idle_cores", lambda: 0.3)
+    assert columnar.default_workers() == 1
+    # Without /proc/stat, the load average decides.
+    monkeypatch.setattr(columnar, "_idle_cores", lambda: None)
+    monkeypatch.setattr(columnar.os, "getloadavg", lambda: (1.8, 1.0, 1.0))
+    assert columnar.default_workers() == 1
+    monkeypatch.setattr(columnar.os, "getloadavg", lambda: (0.2, 1.0, 1.0))
+    assert columnar.default_workers() == 2
+    monkeypatch.setattr(columnar.os, "cpu_count", lambda: 1)
+    assert columnar.default_workers() == 1
+
+
+def test_idle_cores_reads_the_kernel_counters():
+    from candour.vault.columnar import _idle_cores
+
+    idle = _idle_cores(0.05)
+    assert idle is not None
+    assert 0.0 <= idle <= (os.cpu_count() or 1)

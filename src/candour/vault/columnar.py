@@ -263,25 +263,50 @@ def _chunks(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[tuple[Any
         yield list(zip(*chunk, strict=True))
 
 
+def _idle_cores(window: float = 0.2) -> float | None:
+    """How many cores sat idle over the last ``window`` seconds (from /proc/stat), or None
+    where the kernel does not say."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / (total1 - total0)
+
+
 def default_workers() -> int:
     """Processes to open records with: one per core (at most :data:`MAX_WORKERS`) when a core
-    is idle, else 1 (this process alone).
+    is idle now, else 1 (this process alone).
 
     Workers cost CPU of their own (every chunk is pickled to them and back); on a machine
     whose cores are already busy they only compete with each other, and opening the records
     here is faster (measured: 200,000 records in 8 s here, 12 s with two workers, at a load
-    average of 4 on 2 cores).
+    average of 4 on 2 cores). Idleness is sampled now rather than read from the load average,
+    which trails by a minute: right after an ingest (the usual moment for a link run) the load
+    average still counts the ingest's own workers.
     """
     cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform: assume the cores are free
-        load = 0.0
-    if cores < 2 or cores - load < 1.0:
+    if cores < 2:
+        return 1
+    idle = _idle_cores()
+    if idle is None:
+        try:
+            idle = cores - os.getloadavg()[0]
+        except OSError:  # no load figures on this platform: assume the cores are free
+            idle = float(cores)
+    if idle < 1.0:
         return 1
     return min(MAX_WORKERS, cores)
-
-
 
 
 class OpenWorkerError(VaultCryptoError):

@@ -191,6 +191,23 @@ class Vault:
                 .where(vault_meta.c.name == "schema_version")
                 .values(value=SCHEMA_VERSION)
             )
+        if self.engine.dialect.name == "sqlite":
+            self._truncate_wal()
+
+    def _truncate_wal(self) -> None:
+        # Sealing workers commit by turns without pause, so SQLite's automatic checkpoints
+        # never find a moment to restart the write-ahead log: a county's ingest left a 9.5 GB
+        # log beside a 2.8 GB vault, which every later read had to search. Once a batch is in,
+        # fold the log back into the vault and empty it. Best effort and brief: a reader that
+        # holds the log open (the web server) only postpones it to the next batch.
+        with self.engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout = 2000")
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                raw.execute("PRAGMA busy_timeout = 120000")
 
     def delete_batch(self, batch_id: int) -> int:
         """Remove every record (and index entry) of a batch; returns the records removed."""
