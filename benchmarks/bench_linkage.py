@@ -462,6 +462,13 @@ def _speed(root: Path, quick: bool) -> list[Result]:
     ours = elapsed()
     ours_cpu = _cpu_seconds() - cpu
     memory = peak_rss_mb()
+    # Quality at this scale too: a faster run that linked worse would not be a gain.
+    from candour.linkage.evaluate import read_truth, score
+    from candour.linkage.outputs import current_index
+
+    quality = score(
+        current_index(settings), read_truth(settings.home / "synth" / "truth" / "records.csv")
+    )
     cpu = _cpu_seconds()
     bare, bare_steps = _bare_splink(stash.pop())
     bare_cpu = _cpu_seconds() - cpu
@@ -479,11 +486,17 @@ def _speed(root: Path, quick: bool) -> list[Result]:
             f"without decrypting the vault {ours - outside:.0f} s "
             f"({(ours - outside) / bare:.2f}x); CPU time {ours_cpu:.0f} s against bare "
             f"Splink's {bare_cpu:.0f} s ({ours_cpu / bare_cpu:.2f}x; the machine is shared, "
-            "CPU time is what other work on it cannot inflate)",
+            "CPU time is what other work on it cannot inflate); quality at this scale: "
+            f"pairwise precision {quality.pairwise_precision:.4f}, recall "
+            f"{quality.pairwise_recall:.4f}; {sum(c.marginal for c in run_result.blocking):,} "
+            "comparisons",
             extra={
                 "peak_rss_mb": memory,
                 "cpu_seconds": ours_cpu,
                 "bare_cpu_seconds": bare_cpu,
+                "precision": quality.pairwise_precision,
+                "recall": quality.pairwise_recall,
+                "blocking": [c.as_dict() for c in run_result.blocking],
                 **{f"t_{k}": v for k, v in timings.items()},
                 **{f"bare_{k}": v for k, v in bare_steps.items()},
             },

@@ -93,6 +93,18 @@ def _duckdb(space: Workspace, table: pa.Table) -> Iterator[Engine]:
         con.close()
 
 
+def _quiet_codegen_fallback(spark: Any) -> None:
+    # Splink's scoring SQL can make a whole-stage-generated Java method larger than the JVM's
+    # 64 KB limit. Spark then runs that stage interpreted, with the same results
+    # (spark.sql.codegen.fallback), but first logs the compiler's stack trace, some 300 lines,
+    # over the command's output. Only that logger is silenced: a stage that really fails still
+    # raises, and every other error is still logged.
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel(
+        "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator", log4j.Level.OFF
+    )
+
+
 @contextmanager
 def _spark(space: Workspace, table: pa.Table, master: str) -> Iterator[Engine]:
     try:
@@ -111,6 +123,8 @@ def _spark(space: Workspace, table: pa.Table, master: str) -> Iterator[Engine]:
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.default.parallelism", "8")
         .config("spark.ui.enabled", "false")
+        # Spark's console progress bars would write over the command's own progress bars.
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.warehouse.dir", str(space.engine_dir / "warehouse"))
     )
@@ -121,6 +135,7 @@ def _spark(space: Workspace, table: pa.Table, master: str) -> Iterator[Engine]:
     try:
         spark.sparkContext.setCheckpointDir(str(checkpoints))
         spark.sparkContext.setLogLevel("ERROR")
+        _quiet_codegen_fallback(spark)
         space.write_identities(table)
         spark.read.parquet(str(space.identities)).createOrReplaceTempView(INPUT_TABLE)
         db_api = SparkAPI(spark_session=spark, break_lineage_method="parquet")

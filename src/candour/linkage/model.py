@@ -39,7 +39,11 @@ from candour.linkage.fields import (
 DEFAULT_THRESHOLD = 0.99
 DEFAULT_REVIEW_LOW = 0.5
 # Bounding the work: no blocking rule may add more than this many comparisons per record.
-DEFAULT_MAX_COMPARISONS_PER_RECORD = 30.0
+# Comparisons within a block grow with the square of its size, so a rule on common values
+# (given + family name) that adds five per record at 100,000 people adds fourteen at 280,000;
+# at eight, such a rule is tightened (with birth year) only once the county is large enough
+# for it to dominate the run (docs/linkage.md, "Blocking").
+DEFAULT_MAX_COMPARISONS_PER_RECORD = 8.0
 
 _POSTCODE_SECTOR = "^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? [0-9]"
 _POSTCODE_DISTRICT = "^[A-Za-z]{1,2}[0-9][A-Za-z0-9]?"

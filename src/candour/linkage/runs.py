@@ -162,7 +162,11 @@ def _insert_rows(
 
 
 def _write_index(
-    session: Session, run_id: str, previous: dict[str, str], result: Assignment
+    session: Session,
+    run_id: str,
+    previous: dict[str, str],
+    result: Assignment,
+    ordered: list[str],
 ) -> None:
     gone = [k for k in previous if k not in result.index]
     for start in range(0, len(gone), _CHUNK):
@@ -170,9 +174,10 @@ def _write_index(
         session.execute(delete(PersonIndexEntry).where(PersonIndexEntry.record_key.in_(chunk)))
     # In key order: each insert then lands at the end of the primary-key index rather than
     # at a random page of it, which makes a first run's million inserts several times faster.
+    person_of = result.index
     added = [
-        (k, p, result.numbers[p], run_id)
-        for k, p in sorted(result.index.items())
+        (k, person_of[k], result.numbers[person_of[k]], run_id)
+        for k in ordered
         if k not in previous
     ]
     # A first run fills an empty table: building its secondary indexes once, after the rows,
@@ -218,8 +223,7 @@ def _write_index(
         )
 
 
-def _index_table(result: Assignment) -> pa.Table:
-    keys = sorted(result.index)
+def _index_table(result: Assignment, keys: list[str]) -> pa.Table:
     persons = [result.index[k] for k in keys]
     return pa.table(
         {
@@ -419,7 +423,8 @@ def link(
             taken=issued.__contains__,
         )
         timings["save: assign ids"] = time.perf_counter() - mark
-        fingerprint = index_hash(result.index)
+        ordered = sorted(result.index)
+        fingerprint = index_hash(result.index, ordered)
         hashed_model = model_hash(model)
         comparisons = max([c.cumulative for c in counts if not c.note.startswith("dropped")] or [0])
         persons = len(result.numbers)
@@ -427,7 +432,7 @@ def link(
         try:
             con = warehouse.connection
             con.execute("BEGIN TRANSACTION")
-            index_arrow = _index_table(result)
+            index_arrow = _index_table(result, ordered)
             con.register("candour_new_person_index", index_arrow)
             con.execute(
                 "CREATE OR REPLACE TABLE person_index AS "
@@ -468,7 +473,7 @@ def link(
                     insert(LinkParameter), [dict(run_id=run_id, **p) for p in _parameters(model)]
                 )
                 store_mark = time.perf_counter()
-                _write_index(session, run_id, previous, result)
+                _write_index(session, run_id, previous, result, ordered)
                 timings["save: store index"] = time.perf_counter() - store_mark
                 pending, added = sync_queue(session, run_id, clustering.review)
                 run.review_pairs = pending
