@@ -474,6 +474,50 @@ def test_masks_follow_changing_choices_and_survive_an_old_stamp_layout(sqlite_se
         engine.close()
     check({3, 4})
 
+    # Everyone ever excluded has all their rows in the marked part, and nobody else: a
+    # person who opted back in (1) stays there, readable because their mask is false.
+    def parts() -> tuple[set[int], set[int], int]:
+        engine = gate.open_engine(sqlite_settings)
+        try:
+            con = engine.connection  # type: ignore[attr-defined]
+            clear = {r[0] for r in con.execute(
+                "SELECT person_num FROM gate.linked_ae_attendances__clear").fetchall()}
+            marked = {r[0] for r in con.execute(
+                "SELECT person_num FROM gate.linked_ae_attendances__marked").fetchall()}
+            total = con.execute("SELECT count(*) FROM gate.linked_ae_attendances").fetchall()
+        finally:
+            engine.close()
+        return clear, marked, int(total[0][0])
+
+    clear, marked, total = parts()
+    everyone = {r["person_num"] for r in home.ae}
+    assert marked == {1, 3, 4} & everyone
+    assert clear == everyone - marked
+    assert total == len(home.ae)
+
+
+def test_linked_tables_of_an_older_layout_are_rebuilt(sqlite_settings: Settings):
+    home = build_home(sqlite_settings, people=30)
+    use_id = approved_use(sqlite_settings)
+    _opt_out(sqlite_settings, home.people[2])
+    first = gate.run(use_id, "ana", COUNT_BY_DIAGNOSIS, settings=sqlite_settings)
+    # As a warehouse built before the two-part layout: its state names the link key alone.
+    engine = gate.open_engine(sqlite_settings)
+    try:
+        con = engine.connection  # type: ignore[attr-defined]
+        key = gate.link_state(sqlite_settings).key
+        con.execute("UPDATE gate.state SET value = ? WHERE name = 'link_key'", [key])
+        assert engine.linked_key() is None
+    finally:
+        engine.close()
+    again = gate.run(use_id, "ana", COUNT_BY_DIAGNOSIS, settings=sqlite_settings)
+    assert again.table.equals(first.table)
+    engine = gate.open_engine(sqlite_settings)
+    try:
+        assert engine.linked_key() == key
+    finally:
+        engine.close()
+
 
 def test_the_engine_cohort_equals_the_rows_read_and_grows_past_its_size_hint(
     sqlite_settings: Settings,

@@ -10,16 +10,24 @@ An engine does four things for the gate, and nothing else touches the warehouse:
   everyone the query's choices snapshot excludes, inside one read transaction, with limits.
 
 **How rows are hidden (DuckDB).** An anti-join against the opted-out set on every query costs
-more than the query itself (a hash probe per row). Instead each linked table carries one boolean
-mask column per purpose that has opt-outs (``_optout_<bit>``, added when first needed), kept
-equal to one snapshot's excluded set and stamped with that snapshot's content hash. A query
-whose snapshot matches the stamp filters with ``_optout_<bit> = false``, a plain comparison the
-engine evaluates inside its scan (a bit test in one shared integer column cannot be pushed
-down: on 10M rows it made a filtered count 1.4x slower than no mask, a plain comparison 1.2x);
-one whose snapshot differs first updates the mask for just the people whose choice changed, in
-its own transaction, then checks the stamp again inside its read transaction. The view a query
-reads is therefore exactly "the linked table minus everyone excluded by *this* query's
-snapshot", and the check proves it.
+more than the query itself (a hash probe per row), and so does a per-row mask test over the
+whole table (on 10M rows a boolean mask column made a filtered count 1.3x slower than no mask).
+Instead each linked table is kept in two parts: ``linked_<source>__clear`` holds the rows of
+everyone who has never been excluded from any purpose for that source (most people), with no
+mask at all; ``linked_<source>__marked`` holds the rows of everyone else, with one boolean mask
+column per purpose that has opt-outs (``_optout_<bit>``, added when first needed), kept equal to
+one snapshot's excluded set and stamped with that snapshot's content hash. A query's view is
+the clear part as it is, plus the marked rows whose mask for its purpose is false: the scan of
+the large part does no more work than the raw table, and only the small part pays for a test.
+A person's rows move from the clear part to the marked part (together, in the transaction
+that sets their mask) the first time they are excluded, and stay there: a later opt-in sets
+the mask false. ``linked_<source>`` is a view of both parts, for whatever reads every row (the
+Spark export, counts).
+
+A query whose snapshot matches the stamp reads at once; one whose snapshot differs first
+updates the mask for just the people whose choice changed, in its own transaction, then checks
+the stamp again inside its read transaction. The view a query reads is therefore exactly "the
+linked table minus everyone excluded by *this* query's snapshot", and the check proves it.
 
 The Spark engine (:mod:`candour.gate.spark`) implements the same protocol over Parquet exports
 of these linked tables; :func:`open_engine` picks one by name.
@@ -181,11 +189,43 @@ def _q(name: str) -> str:
 
 
 def linked_name(source: str) -> str:
-    """The linked table of ``source`` (inside the ``gate`` schema)."""
+    """The linked table of ``source`` (inside the ``gate`` schema): a view of both parts."""
     return f"linked_{source}"
 
 
+def clear_part(source: str) -> str:
+    """The part of ``source``'s linked table holding people never excluded (no masks)."""
+    return f"linked_{source}__clear"
+
+
+def marked_part(source: str) -> str:
+    """The part of ``source``'s linked table holding people ever excluded (with masks)."""
+    return f"linked_{source}__marked"
+
+
+LAYOUT = "clear-marked-1"
+"""The linked tables' layout; a warehouse built with another is rebuilt on its next query."""
+
+
+def _built_key(stored: str | None) -> str | None:
+    """The link key the linked tables were built from, if they have the current layout (the
+    state holds ``layout:key``; anything else reads as never built, so it is rebuilt)."""
+    if stored is None or not stored.startswith(f"{LAYOUT}:"):
+        return None
+    return stored.removeprefix(f"{LAYOUT}:")
+
+
 # -- DuckDB ----------------------------------------------------------------------------------
+
+
+def _base_columns(con: Any, source: str) -> list[str]:
+    """The columns of ``source``'s clear part: the linked columns, without any mask."""
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
+        "ORDER BY column_index",
+        [SCHEMA, clear_part(source)],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 @dataclass
@@ -376,12 +416,12 @@ class DuckDBEngine:
             f"SELECT NULL, NULL, value FROM {SCHEMA}.state WHERE name = 'link_key' "
             f"UNION ALL SELECT source, purpose, stamp FROM {SCHEMA}.{STAMPS}"
         ).fetchall()
-        key = next((str(r[2]) for r in rows if r[0] is None), None)
+        key = _built_key(next((str(r[2]) for r in rows if r[0] is None), None))
         return key, {(r[0], r[1]): str(r[2]) for r in rows if r[0] is not None}
 
     def linked_key(self) -> str | None:
         """The link key the linked tables were built from, or None."""
-        return self._state(self._con.cursor(), "link_key")
+        return _built_key(self._state(self._con.cursor(), "link_key"))
 
     def _index_hash(self, con: Any) -> str:
         import hashlib
@@ -419,22 +459,24 @@ class DuckDBEngine:
             con.execute("BEGIN TRANSACTION")
             try:
                 self._ensure_schema(con)
+                # Everything linked is rebuilt, so every old part goes first (views before the
+                # tables they read; an older layout kept each linked table as one table).
+                for kind in ("VIEW", "BASE TABLE"):
+                    for (old,) in con.execute(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+                        "AND table_type = ? AND table_name LIKE 'linked\\_%' ESCAPE '\\'",
+                        [SCHEMA, kind],
+                    ).fetchall():
+                        con.execute(f"DROP {kind.removeprefix('BASE ')} {SCHEMA}.{_q(old)}")
                 infos = [
                     self._build_one(con, source, state.key)
                     for source in state.sources
                     if source in tables
                 ]
-                built = {linked_name(i.source) for i in infos}
-                for (old,) in con.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-                    "AND table_name LIKE 'linked\\_%' ESCAPE '\\'",
-                    [SCHEMA],
-                ).fetchall():
-                    if old not in built:
-                        con.execute(f"DROP TABLE {SCHEMA}.{_q(old)}")
                 con.execute(f"DELETE FROM {SCHEMA}.{STAMPS}")
                 con.execute(
-                    f"INSERT OR REPLACE INTO {SCHEMA}.state VALUES ('link_key', ?)", [state.key]
+                    f"INSERT OR REPLACE INTO {SCHEMA}.state VALUES ('link_key', ?)",
+                    [f"{LAYOUT}:{state.key}"],
                 )
                 con.execute("COMMIT")
             except BaseException:
@@ -462,17 +504,29 @@ class DuckDBEngine:
         if has_event:
             select.append(f"t.{EVENT_DATE}")
         target = f"{SCHEMA}.{_q(linked_name(source))}"
+        clear = f"{SCHEMA}.{_q(clear_part(source))}"
+        marked = f"{SCHEMA}.{_q(marked_part(source))}"
+        # In the source table's own order (a join scrambles it): extracts arrive in file order,
+        # often by date, and that order is what lets the engine skip blocks by their min/max
+        # and compress each column as well as the source table's own.
         con.execute(
-            f"CREATE OR REPLACE TABLE {target} AS SELECT {', '.join(select)} "
-            f"FROM main.{_q(source)} t JOIN main.person_index p ON p.record_key = t.record_key"
+            f"CREATE TABLE {clear} AS SELECT {', '.join(select)} "
+            f"FROM main.{_q(source)} t JOIN main.person_index p ON p.record_key = t.record_key "
+            "ORDER BY t.rowid"
         )
-        nums = con.execute(f"SELECT DISTINCT {PERSON_NUM} FROM {target}").fetchnumpy()[PERSON_NUM]
+        con.execute(f"CREATE TABLE {marked} AS SELECT * FROM {clear} LIMIT 0")
+        names = ", ".join(_q(c) for c in _base_columns(con, source))
+        con.execute(
+            f"CREATE VIEW {target} AS SELECT {names} FROM {clear} "
+            f"UNION ALL SELECT {names} FROM {marked}"
+        )
+        nums = con.execute(f"SELECT DISTINCT {PERSON_NUM} FROM {clear}").fetchnumpy()[PERSON_NUM]
         persons = cohort.from_nums(np.asarray(nums, dtype=np.int64))
         con.execute(
             f"INSERT OR REPLACE INTO {SCHEMA}.persons VALUES (?, ?)",
             [source, cohort.serialize(persons)],
         )
-        rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+        rows = con.execute(f"SELECT count(*) FROM {clear}").fetchall()[0][0]
         return TableInfo(
             source=source,
             columns=attributes,
@@ -540,26 +594,28 @@ class DuckDBEngine:
         return bit
 
     def _update_mask(self, con: Any, table: GatedTable) -> None:
-        """Make the table's mask column for this purpose equal ``table.excluded``, in one
-        transaction (adding the column the first time the purpose has opt-outs here)."""
+        """Make the marked part's mask column for this purpose equal ``table.excluded``, in one
+        transaction: people excluded for the first time move (all their rows) from the clear
+        part to the marked part first; the column is added the first time it is needed."""
         con.execute("BEGIN TRANSACTION")
         try:
             column = mask_column(self._bit(con, table.purpose))
-            target = f"{SCHEMA}.{_q(linked_name(table.source))}"
+            clear = f"{SCHEMA}.{_q(clear_part(table.source))}"
+            marked = f"{SCHEMA}.{_q(marked_part(table.source))}"
             exists = con.execute(
                 "SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? "
                 "AND column_name = ?",
-                [SCHEMA, linked_name(table.source), column],
+                [SCHEMA, marked_part(table.source), column],
             ).fetchall()[0][0]
             row = con.execute(
                 f"SELECT excluded FROM {SCHEMA}.{STAMPS} WHERE source = ? AND purpose = ?",
                 [table.source, table.purpose],
             ).fetchall()
             if not exists:
-                con.execute(f"ALTER TABLE {target} ADD COLUMN {column} BOOLEAN DEFAULT false")
+                con.execute(f"ALTER TABLE {marked} ADD COLUMN {column} BOOLEAN DEFAULT false")
             elif not row:
                 # A column no stamp vouches for: start it again from nobody excluded.
-                con.execute(f"UPDATE {target} SET {column} = false WHERE {column}")
+                con.execute(f"UPDATE {marked} SET {column} = false WHERE {column}")
             current = (
                 cohort.to_array(BitMap.deserialize(bytes(row[0][0])))
                 if row and exists
@@ -568,14 +624,22 @@ class DuckDBEngine:
             wanted = np.asarray(table.excluded, dtype=np.uint32)
             add = np.setdiff1d(wanted, current, assume_unique=True)
             remove = np.setdiff1d(current, wanted, assume_unique=True)
+            base = ", ".join(_q(c) for c in _base_columns(con, table.source))
             for nums, value in ((add, "true"), (remove, "false")):
                 if len(nums) == 0:
                     continue
                 con.register("_gate_delta", pa.table({PERSON_NUM: pa.array(nums, pa.uint32())}))
                 try:
+                    delta = f"(SELECT {PERSON_NUM} FROM _gate_delta)"
+                    if value == "true":
+                        # Whoever is still in the clear part moves, every row together.
+                        con.execute(
+                            f"INSERT INTO {marked} ({base}) SELECT {base} FROM {clear} "
+                            f"WHERE {PERSON_NUM} IN {delta}"
+                        )
+                        con.execute(f"DELETE FROM {clear} WHERE {PERSON_NUM} IN {delta}")
                     con.execute(
-                        f"UPDATE {target} SET {column} = {value} "
-                        f"WHERE {PERSON_NUM} IN (SELECT {PERSON_NUM} FROM _gate_delta)"
+                        f"UPDATE {marked} SET {column} = {value} WHERE {PERSON_NUM} IN {delta}"
                     )
                 finally:
                     con.unregister("_gate_delta")
@@ -616,7 +680,7 @@ class DuckDBEngine:
                 except duckdb.CatalogException:
                     # Never built, or built before the mask stamps had their own table.
                     con.execute("ROLLBACK")
-                    built, stamps = self._state(con, "link_key"), {}
+                    built, stamps = _built_key(self._state(con, "link_key")), {}
                     if built == key:
                         self._ensure_schema(con)
                         continue
@@ -643,14 +707,18 @@ class DuckDBEngine:
                 for table in tables:
                     view = f"_gq_{token}_{table.source}"
                     columns = ", ".join(_q(c) for c in (*table.columns, PERSON_NUM))
-                    where = ""
                     if len(table.excluded):
-                        # A comparison with a constant, so the scan itself applies it.
-                        where = f" WHERE {mask_column(self._bit(con, table.purpose))} = false"
-                    con.execute(
-                        f"CREATE TEMP VIEW {_q(view)} AS SELECT {columns} "
-                        f"FROM {SCHEMA}.{_q(linked_name(table.source))}{where}"
-                    )
+                        # The clear part as it is; of the marked part, the rows this purpose
+                        # may read (a comparison with a constant, applied inside the scan).
+                        column = mask_column(self._bit(con, table.purpose))
+                        body = (
+                            f"SELECT {columns} FROM {SCHEMA}.{_q(clear_part(table.source))} "
+                            f"UNION ALL SELECT {columns} FROM "
+                            f"{SCHEMA}.{_q(marked_part(table.source))} WHERE {column} = false"
+                        )
+                    else:
+                        body = f"SELECT {columns} FROM {SCHEMA}.{_q(linked_name(table.source))}"
+                    con.execute(f"CREATE TEMP VIEW {_q(view)} AS {body}")
                     views[table.source] = view
                 session = DuckDBSession(con, views, deadline)
                 with session.watchdog():

@@ -95,6 +95,8 @@ def spark_session(settings: Settings, *, app: str = "candour-gate") -> Any:
         # first: load Splink's similarity functions here too, so linkage can run after a query.
         .config("spark.jars", similarity_jar_location())
         .config("spark.ui.enabled", "false")
+        # Spark's console progress bars would write over the command's own output.
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.default.parallelism", "8")
         .config("spark.sql.session.timeZone", "UTC")
