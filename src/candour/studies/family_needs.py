@@ -166,9 +166,13 @@ def cluster(features: pd.DataFrame) -> tuple[pd.Series, np.ndarray, int, dict[in
     groups, the silhouette scores tried, and the group of a household with no events.
 
     Groups are numbered by need, lowest first, so that group 0 is always "low need".
+    Households are put in property order first: k-means++ seeding and the silhouette sample pick
+    rows by position, and engines return a query's rows in no set order (Spark's differs from
+    DuckDB's, and DuckDB's from run to run), so without it the same data could group differently.
     """
     from sklearn.cluster import KMeans
 
+    features = features.sort_index(kind="stable")
     names = [name for name, *_ in INDICATORS]
     x = np.log1p(features[names].to_numpy(dtype=float))
     k, scores = _choose_k(x)
