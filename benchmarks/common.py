@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import resource
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,3 +45,33 @@ def peak_rss_mb(children: bool = False) -> float:
     """Peak resident memory of this process (or of waited-for children), in MB."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
     return resource.getrusage(who).ru_maxrss / 1024
+
+
+@contextmanager
+def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (a SQLAlchemy URL), dropped afterwards.
+
+    ``admin_url`` is a libpq URL of any database on the server; the new one is named
+    ``prefix`` + a random suffix. Used by the tests' ``postgres_url`` fixture and the
+    scale-out benchmark.
+    """
+    import psycopg
+    from psycopg import sql
+
+    from candour.config import Settings
+    from candour.store import dispose
+
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{base}/{name}"
+    try:
+        yield url
+    finally:
+        dispose(Settings(database_url=url))
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            # Only the database made a moment ago.
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

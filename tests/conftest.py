@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+from benchmarks.common import scratch_postgres
 
 from candour.config import Settings
 from candour.store import dispose
@@ -44,19 +42,8 @@ def sqlite_settings(home_dir: Path) -> Iterator[Settings]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A brand-new PostgreSQL database for one test, dropped afterwards."""
-    name = f"candour_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url = f"{base}/{name}"
-    try:
+    with scratch_postgres(PG_ADMIN_URL, "candour_test_") as url:
         yield url
-    finally:
-        dispose(Settings(database_url=url))
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

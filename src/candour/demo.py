@@ -31,7 +31,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from candour import catalogue, choices, disclosure, gate, ledger, register
 from candour.config import Settings
@@ -202,6 +205,78 @@ def prepare_fresh_home(home: Path) -> None:
     )
 
 
+def describe_store(settings: Settings) -> str:
+    """Where the store is, for the demo's summary (never with a password)."""
+    if settings.database_url is None:
+        return "SQLite in the home"
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite: {url.database}"
+    where = f"{url.host}:{url.port}" if url.port else (url.host or "local socket")
+    return f"{url.get_backend_name()}: {url.database} on {where}"
+
+
+def _tables_in(url: str, variable: str) -> list[str]:
+    """The tables in the default schema of the database at ``url`` (named by ``variable``)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise CandourError(f"{variable} is not a database URL: {exc}") from None
+    safe = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        # Inspecting a missing SQLite file would create it: a missing file holds no tables.
+        if not database or database == ":memory:" or not Path(database).exists():
+            return []
+    # A throwaway engine: the store's shared one would keep a pool open on a database the
+    # demo may refuse, and NullPool leaves nothing behind.
+    try:
+        engine = create_engine(parsed, poolclass=NullPool)
+    except (SQLAlchemyError, ImportError) as exc:  # an unknown dialect or a missing driver
+        raise CandourError(f"{variable} names a database Candour cannot use: {exc}") from None
+    try:
+        with engine.connect() as connection:
+            return sorted(inspect(connection).get_table_names())
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise CandourError(
+            f"cannot reach the database at {safe} ({variable}): {reason[0] if reason else exc}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _tables_text(tables: list[str]) -> str:
+    if len(tables) == 1:
+        return f"1 table ({tables[0]})"
+    return f"{len(tables)} tables (e.g. {', '.join(tables[:3])})"
+
+
+def check_external_databases(settings: Settings) -> None:
+    """Refuse to run over an external store or vault database that already holds tables.
+
+    The demo replaces only what it can prove it made: a home directory carrying its marker.
+    A database named by ``CANDOUR_DATABASE_URL`` or ``CANDOUR_VAULT_URL`` carries no such
+    proof, and it may be a real deployment's, so the demo never empties or drops one, and it
+    will not mix a synthetic county into one that holds anything: it must start empty.
+    """
+    for variable, url in (
+        ("CANDOUR_DATABASE_URL", settings.database_url),
+        ("CANDOUR_VAULT_URL", settings.vault_url),
+    ):
+        if url is None:
+            continue
+        tables = _tables_in(url, variable)
+        if tables:
+            safe = make_url(url).render_as_string(hide_password=True)
+            raise CandourError(
+                f"the database at {safe} ({variable}) already holds {_tables_text(tables)}; "
+                "the demo never empties a database, so "
+                f"create a new, empty one for it (e.g. `createdb candour_demo`) and set "
+                f"{variable} to that, or drop this one yourself if nothing in it is needed"
+            )
+
+
 def run_demo(
     settings: Settings,
     people: int,
@@ -213,11 +288,15 @@ def run_demo(
     """Run every stage of the demo in a fresh home and report what was built.
 
     ``config`` overrides the synthetic county's settings (error rates, effect sizes), as
-    ``candour synth --config`` does.
+    ``candour synth --config`` does. With an external store or vault (``database_url``,
+    ``vault_url``) that database must be empty (:func:`check_external_databases`); the engine
+    (``settings.engine``, DuckDB or Spark) runs linkage, the gate's queries and the studies.
     """
     if people < MIN_PEOPLE:
         # Smaller counties leave some services with no records at all, which ingest refuses.
         raise CandourError(f"--people must be at least {MIN_PEOPLE} for the demo")
+    # Before anything in the home is replaced: a refusal must leave everything as it was.
+    check_external_databases(settings)
     home = Home(settings.home)
     # A previous demo in this process may still hold connections to the home it replaces.
     dispose(settings)

@@ -19,8 +19,14 @@ def test_results_table_and_doc_block():
     assert runner.rewrite_doc(doc, "new") == f"intro\n{runner.BEGIN}\nnew\n{runner.END}\noutro\n"
 
 
+# Benchmarks that need more than the embedded default carry the markers of what they need.
+NEEDS = {"scaleout": [pytest.mark.spark, pytest.mark.postgres]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", runner.discover())
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=NEEDS.get(n, [])) for n in runner.discover()]
+)
 def test_benchmark_quick_mode(name: str):
     import importlib
 

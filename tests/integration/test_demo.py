@@ -62,10 +62,9 @@ class Built:
         return Settings(home=self.home)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """One `candour demo --no-serve` run through the CLI, keeping the report it printed."""
-    root = tmp_path_factory.mktemp("demo")
+def run_demo_cli(root: Path, env: dict[str, str] | None = None) -> Built:
+    """One `candour demo --no-serve` run through the CLI at MIN_PEOPLE with DENSE_EFFECTS, in
+    ``root/home``, with ``env`` (e.g. CANDOUR_DATABASE_URL) set; keeps the report it printed."""
     config = root / "dense.yaml"
     config.write_text(DENSE_EFFECTS)
     home = root / "home"
@@ -90,10 +89,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
                 "--config",
                 str(config),
             ],
+            env=env,
         )
     assert result.exit_code == 0, result.output
     assert len(reports) == 1
     return Built(home, result.output, reports[0])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """One `candour demo --no-serve` run on the embedded default, shared by the tests below."""
+    return run_demo_cli(tmp_path_factory.mktemp("demo"))
 
 
 def test_demo_builds_a_home_with_a_county(built: Built):

@@ -19,6 +19,7 @@ from candour.demo import (
     QueryFact,
     StageTiming,
     StudyFact,
+    describe_store,
     run_demo,
 )
 from candour.synth import load_config
@@ -34,7 +35,8 @@ def demo(
         typer.Option(
             "--home",
             help="A fresh data home for the demo. A previous demo home is replaced; any other "
-            "non-empty directory is refused.",
+            "non-empty directory is refused. A store or vault database named by "
+            "CANDOUR_DATABASE_URL or CANDOUR_VAULT_URL must be empty: the demo never empties one.",
         ),
     ] = DEFAULT_DEMO_HOME,
     no_serve: Annotated[
@@ -77,6 +79,9 @@ def demo(
     table = Table(title="Candour demo", show_header=False)
     table.add_row("Data home", str(report.home))
     table.add_row("Synthetic county", f"{report.people:,} people, seed {report.seed}")
+    table.add_row("Store", describe_store(config))
+    engine = f"spark at {config.spark_master}" if config.engine == "spark" else config.engine
+    table.add_row("Engine", engine)
     county = report.facts.get("county")
     if county is not None:
         table.add_row("County files", str(report.home / "synth"))
