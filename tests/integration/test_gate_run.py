@@ -19,6 +19,7 @@ from candour.cli.main import app
 from candour.config import Settings
 from candour.disclosure import remaining_budget
 from candour.gate import cohort as cohorts
+from candour.gate import engines
 from candour.home import Home
 from candour.register import UseError
 from candour.store import transaction
@@ -443,7 +444,12 @@ def test_queries_including_pages_and_counts(store_settings: Settings):
     assert gate.count_queries_including(2, settings=store_settings) == 6
 
 
-def test_masks_follow_changing_choices_and_survive_an_old_stamp_layout(sqlite_settings: Settings):
+@pytest.mark.parametrize("compact_share", [0.0, 1.0], ids=["rewrite", "delete"])
+def test_masks_follow_changing_choices_and_survive_an_old_stamp_layout(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch, compact_share: float
+):
+    # People leave the clear part by a rewrite of it (share 0) or by deletes (share 1).
+    monkeypatch.setattr(engines, "COMPACT_SHARE", compact_share)
     home = build_home(sqlite_settings, people=30)
     use_id = approved_use(sqlite_settings)
     store = cohorts.CohortStore(Home(sqlite_settings.home))
@@ -476,7 +482,7 @@ def test_masks_follow_changing_choices_and_survive_an_old_stamp_layout(sqlite_se
 
     # Everyone ever excluded has all their rows in the marked part, and nobody else: a
     # person who opted back in (1) stays there, readable because their mask is false.
-    def parts() -> tuple[set[int], set[int], int]:
+    def parts() -> tuple[set[int], set[int], int, int, int]:
         engine = gate.open_engine(sqlite_settings)
         try:
             con = engine.connection  # type: ignore[attr-defined]
@@ -485,15 +491,27 @@ def test_masks_follow_changing_choices_and_survive_an_old_stamp_layout(sqlite_se
             marked = {r[0] for r in con.execute(
                 "SELECT person_num FROM gate.linked_ae_attendances__marked").fetchall()}
             total = con.execute("SELECT count(*) FROM gate.linked_ae_attendances").fetchall()
+            # DuckDB's estimate counts deleted rows still in place; a rewrite leaves none.
+            stored = con.execute(
+                "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = 'gate' "
+                "AND table_name = 'linked_ae_attendances__clear'").fetchall()[0][0]
+            pending = con.execute(
+                "SELECT value FROM gate.state "
+                "WHERE name = 'deleted_rows:linked_ae_attendances__clear'").fetchall()
         finally:
             engine.close()
-        return clear, marked, int(total[0][0])
+        return clear, marked, int(total[0][0]), int(stored), int(pending[0][0])
 
-    clear, marked, total = parts()
+    clear, marked, total, stored, pending = parts()
     everyone = {r["person_num"] for r in home.ae}
     assert marked == {1, 3, 4} & everyone
     assert clear == everyone - marked
     assert total == len(home.ae)
+    moved_out = sum(1 for r in home.ae if r["person_num"] in marked)
+    if compact_share == 0.0:
+        assert pending == 0 and stored == len(home.ae) - moved_out
+    else:
+        assert pending == moved_out and stored == len(home.ae)
 
 
 def test_linked_tables_of_an_older_layout_are_rebuilt(sqlite_settings: Settings):

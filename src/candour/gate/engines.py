@@ -21,7 +21,8 @@ the clear part as it is, plus the marked rows whose mask for its purpose is fals
 the large part does no more work than the raw table, and only the small part pays for a test.
 A person's rows move from the clear part to the marked part (together, in the transaction
 that sets their mask) the first time they are excluded, and stay there: a later opt-in sets
-the mask false. ``linked_<source>`` is a view of both parts, for whatever reads every row (the
+the mask false. DuckDB leaves deleted rows in place and skips them on every scan, so once the
+rows moved out pass :data:`COMPACT_SHARE` of the clear part, the move rewrites it instead. ``linked_<source>`` is a view of both parts, for whatever reads every row (the
 Spark export, counts).
 
 A query whose snapshot matches the stamp reads at once; one whose snapshot differs first
@@ -202,6 +203,14 @@ def marked_part(source: str) -> str:
     """The part of ``source``'s linked table holding people ever excluded (with masks)."""
     return f"linked_{source}__marked"
 
+
+COMPACT_SHARE = 0.001
+"""How many of the clear part's rows may be deleted (moved out) before it is rewritten.
+
+DuckDB keeps deleted rows in place and skips them as it scans, which is not free: with 5% of
+10M rows moved out, a filtered count read the clear part 1.3x slower than the same rows
+rewritten, and 0.1% cost about 8% (docs/benchmarks.md, gate). Rewriting 10M rows takes a few
+seconds, so small moves delete and a move that takes the total past this share rewrites."""
 
 LAYOUT = "clear-marked-1"
 """The linked tables' layout; a warehouse built with another is rebuilt on its next query."""
@@ -475,6 +484,9 @@ class DuckDBEngine:
                 ]
                 con.execute(f"DELETE FROM {SCHEMA}.{STAMPS}")
                 con.execute(
+                    f"DELETE FROM {SCHEMA}.state WHERE starts_with(name, 'deleted_rows:')"
+                )
+                con.execute(
                     f"INSERT OR REPLACE INTO {SCHEMA}.state VALUES ('link_key', ?)",
                     [f"{LAYOUT}:{state.key}"],
                 )
@@ -633,11 +645,11 @@ class DuckDBEngine:
                     delta = f"(SELECT {PERSON_NUM} FROM _gate_delta)"
                     if value == "true":
                         # Whoever is still in the clear part moves, every row together.
-                        con.execute(
+                        moved = con.execute(
                             f"INSERT INTO {marked} ({base}) SELECT {base} FROM {clear} "
                             f"WHERE {PERSON_NUM} IN {delta}"
-                        )
-                        con.execute(f"DELETE FROM {clear} WHERE {PERSON_NUM} IN {delta}")
+                        ).fetchall()[0][0]
+                        self._take_out_of_clear(con, table.source, delta, int(moved))
                     con.execute(
                         f"UPDATE {marked} SET {column} = {value} WHERE {PERSON_NUM} IN {delta}"
                     )
@@ -656,6 +668,29 @@ class DuckDBEngine:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _take_out_of_clear(self, con: Any, source: str, delta: str, moved: int) -> None:
+        """Remove the rows of the people in ``delta`` (``moved`` rows) from the clear part:
+        delete them, or rewrite the part without them once deleted rows pass
+        :data:`COMPACT_SHARE` of it (in the caller's transaction)."""
+        part = clear_part(source)
+        clear = f"{SCHEMA}.{_q(part)}"
+        counter = f"deleted_rows:{part}"
+        deleted = int(self._state(con, counter) or 0) + moved
+        rows = con.execute(f"SELECT count(*) FROM {clear}").fetchall()[0][0]
+        if deleted > COMPACT_SHARE * rows:
+            # A filter keeps the part's order (extracts' order, which its min/max and
+            # compression rely on); the union view reads the part by name, so it follows.
+            fresh = f"{SCHEMA}.{_q(part + '__new')}"
+            con.execute(
+                f"CREATE TABLE {fresh} AS SELECT * FROM {clear} WHERE {PERSON_NUM} NOT IN {delta}"
+            )
+            con.execute(f"DROP TABLE {clear}")
+            con.execute(f"ALTER TABLE {fresh} RENAME TO {_q(part)}")
+            deleted = 0
+        else:
+            con.execute(f"DELETE FROM {clear} WHERE {PERSON_NUM} IN {delta}")
+        con.execute(f"INSERT OR REPLACE INTO {SCHEMA}.state VALUES (?, ?)", [counter, str(deleted)])
 
     @contextmanager
     def session(
