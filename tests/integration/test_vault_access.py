@@ -49,10 +49,11 @@ def test_reading_needs_a_reason_and_an_actor(settings: Settings):
     assert _accesses(settings) == []
 
 
-def test_every_read_is_recorded_with_scope_and_count(settings: Settings):
+@pytest.mark.parametrize("workers", [1, 2], ids=["here", "worker processes"])
+def test_every_read_is_recorded_with_scope_and_count(settings: Settings, workers: int):
     vault = open_vault(settings)
     with vault.open_workspace(reason="link run L-1 for the index", actor="linkage") as ws:
-        batches = list(ws.identity_batches(source="gp", chunk_size=2))
+        batches = list(ws.identity_batches(source="gp", chunk_size=2, workers=workers))
         some = ws.records(["gp:P002", "gp:P001", "gp:missing"])
     table = pa.Table.from_batches(batches, schema=IDENTITY_SCHEMA)
     assert table.num_rows == 5 and [b.num_rows for b in batches] == [2, 2, 1]
@@ -146,7 +147,12 @@ def test_the_vault_can_live_in_postgresql(
     vault = open_vault(settings)
     with vault.open_workspace(reason="test: vault on postgresql", actor="pytest") as ws:
         names = sorted(r.given_name or "" for r in ws.identities())
+        # Worker processes read their runs of keys from PostgreSQL themselves.
+        here, workers = (
+            pa.Table.from_batches(ws.identity_batches(chunk_size=2, workers=n)) for n in (1, 2)
+        )
     assert names == ["ana", "bob", "mary ann", "siobhan", "zoe"]
+    assert here.num_rows == 5 and here.equals(workers)
     assert vault.lookup("nhs_number", ["9434765919"], reason="opt-out check", actor="t") == {
         "9434765919": ["gp:P001"]
     }

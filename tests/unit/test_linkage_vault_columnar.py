@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import OperationalError
 
 from candour.vault import FIELDS, NHS_NUMBER_VALID, POSTCODE_VALID, Sealer, VaultCryptoError
-from candour.vault.columnar import open_columns, open_rows
+from candour.vault.columnar import open_columns, open_ranges, open_rows
+from candour.vault.core import engine_for_url, identities, key_ranges, metadata
 from candour.vault.crypto import field_plaintext
 from candour.vault.workspace import IDENTITY_SCHEMA, to_record_batch
 
@@ -16,10 +20,10 @@ VAULT_KEY = bytes(range(32))
 HMAC_KEY = bytes(range(32, 64))
 
 
-def _rows(n: int) -> list[dict[str, str | None]]:
+def _rows(n: int, source: str = "gp") -> list[dict[str, str | None]]:
     rows: list[dict[str, str | None]] = []
     for i in range(n):
-        row: dict[str, str | None] = {"key": f"gp:{i:05d}"}
+        row: dict[str, str | None] = {"key": f"{source}:{i:05d}"}
         if i % 2 == 0:
             row["given_name"], row["raw_given_name"] = "zoe", "Zoë"  # std NUL raw
         elif i % 3 == 0:
@@ -38,8 +42,8 @@ def _rows(n: int) -> list[dict[str, str | None]]:
     return rows
 
 
-def _sealed(n: int) -> list[tuple[str, str, int, int, bytes]]:
-    rows = _rows(n)
+def _sealed(n: int, source: str = "gp") -> list[tuple[str, str, int, int, bytes]]:
+    rows = _rows(n, source)
     keys = [row["key"] for row in rows]
     flags = [
         (NHS_NUMBER_VALID if row.get("nhs_number") else 0)
@@ -51,7 +55,7 @@ def _sealed(n: int) -> list[tuple[str, str, int, int, bytes]]:
         columns.append([field_plaintext(row.get(name), row.get(f"raw_{name}")) for row in rows])
     columns.append([row.get("id_pnc") for row in rows])
     columns.append([row.get("id_raw_pnc") for row in rows])
-    sealed, _ = Sealer(VAULT_KEY, HMAC_KEY, ["pnc"]).seal_columns(columns, "gp", 3)
+    sealed, _ = Sealer(VAULT_KEY, HMAC_KEY, ["pnc"]).seal_columns(columns, source, 3)
     return sealed
 
 
@@ -77,24 +81,75 @@ def test_columns_equal_records_opened_one_by_one():
     assert table["nhs_number_valid"][:2] == [True, False]
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_rows_in_chunks_keep_order_and_values(workers: int):
+def _vault(tmp_path: Path, sealed: list[tuple[str, str, int, int, bytes]]) -> str:
+    """A vault database file holding ``sealed``; its URL."""
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    engine = engine_for_url(url)
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(identities),
+            [dict(zip(("record_key", "source", "batch_id", "flags", "sealed"), row, strict=True))
+             for row in sealed],
+        )
+    engine.dispose()
+    return url
+
+
+def _ranges(url: str, chunk: int, source: str | None = None) -> list[tuple[str | None, str | None]]:
+    engine = engine_for_url(url, reading=True)
+    try:
+        with engine.connect() as connection:
+            return key_ranges(connection, source, None, chunk)
+    finally:
+        engine.dispose()
+
+
+def test_rows_in_chunks_keep_order_and_values():
     sealer = Sealer(VAULT_KEY, HMAC_KEY, [])
     sealed = _sealed(53)
-    batches = list(open_rows(sealer, iter(sealed), IDENTITY_SCHEMA, chunk_size=10, workers=workers))
+    batches = list(open_rows(sealer, iter(sealed), IDENTITY_SCHEMA, chunk_size=10))
     assert [b.num_rows for b in batches] == [10, 10, 10, 10, 10, 3]
     assert pa.Table.from_batches(batches).equals(_by_record(sealer, sealed))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_tampered_field_names_its_record(workers: int):
+def test_workers_read_and_open_runs_of_keys_in_order(tmp_path: Path):
+    sealer = Sealer(VAULT_KEY, HMAC_KEY, [])
+    sealed = sorted(_sealed(53) + _sealed(7, "ae"))
+    url = _vault(tmp_path, sealed)
+    ranges = _ranges(url, 10)
+    assert len(ranges) == 7 and ranges[0][0] is None and ranges[-1][1] is None
+    batches = list(open_ranges(sealer, url, ranges, IDENTITY_SCHEMA, workers=2))
+    assert [b.num_rows for b in batches] == [10, 10, 10, 10, 10, 10, 0]
+    assert pa.Table.from_batches(batches).equals(_by_record(sealer, sealed))
+    # One source's runs: only its records, still in key order.
+    gp = [row for row in sealed if row[1] == "gp"]
+    ranges = _ranges(url, 20, source="gp")
+    batches = list(open_ranges(sealer, url, ranges, IDENTITY_SCHEMA, source="gp", workers=3))
+    assert pa.Table.from_batches(batches).equals(_by_record(sealer, gp))
+
+
+def test_a_tampered_field_names_its_record(tmp_path: Path):
     sealer = Sealer(VAULT_KEY, HMAC_KEY, [])
     sealed = _sealed(30)
     key, source, batch_id, flags, blob = sealed[17]
     flipped = blob[:-1] + bytes([blob[-1] ^ 1])
     sealed[17] = (key, source, batch_id, flags, flipped)
     with pytest.raises(VaultCryptoError, match="gp:00017: a sealed field does not authenticate"):
-        list(open_rows(sealer, iter(sealed), IDENTITY_SCHEMA, chunk_size=8, workers=workers))
+        list(open_rows(sealer, iter(sealed), IDENTITY_SCHEMA, chunk_size=8))
+    url = _vault(tmp_path, sealed)
+    with pytest.raises(VaultCryptoError, match="gp:00017: a sealed field does not authenticate"):
+        list(open_ranges(sealer, url, _ranges(url, 8), IDENTITY_SCHEMA, workers=2))
+
+
+def test_a_worker_cannot_write_to_the_vault(tmp_path: Path):
+    url = _vault(tmp_path, _sealed(3))
+    engine = engine_for_url(url, reading=True)
+    try:
+        with pytest.raises(OperationalError, match="readonly"), engine.begin() as connection:
+            connection.execute(delete(identities))
+    finally:
+        engine.dispose()
 
 
 def test_a_wrong_key_or_format_is_refused():

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import Any, cast
 
@@ -319,7 +319,7 @@ class _Workers:
     caller's main module in every worker (a script without a main guard cannot survive it).
     """
 
-    def __init__(self, count: int, sealer: Sealer, schema: pa.Schema) -> None:
+    def __init__(self, count: int, sealer: Sealer, schema: pa.Schema, vault_url: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_SRC), env.get("PYTHONPATH")]))
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -332,8 +332,9 @@ class _Workers:
                     env=env,
                 )
                 self.procs.append(proc)
-                # The keys go down the pipe once, never on a command line or to disk.
-                self.send(proc, (sealer, schema))
+                # The keys (and the vault's address, which may hold a password) go down the
+                # pipe once, never on a command line or to disk.
+                self.send(proc, (sealer, schema, vault_url))
         except BaseException:
             self.close()
             raise
@@ -371,41 +372,45 @@ def open_rows(
     schema: pa.Schema,
     *,
     chunk_size: int,
-    workers: int = 1,
 ) -> Iterator[pa.RecordBatch]:
-    """Open vault rows ``(record_key, source, batch_id, flags, sealed)`` into record batches.
+    """Open vault rows ``(record_key, source, batch_id, flags, sealed)`` into record batches,
+    ``chunk_size`` rows each, in the rows' order, in this process (see :func:`open_ranges`
+    for worker processes)."""
+    for columns in _chunks(rows, chunk_size):
+        yield open_columns(sealer, columns, schema)
 
-    Batches come in the rows' order, ``chunk_size`` rows each. With ``workers`` > 1, chunks
-    are opened by that many worker processes while this one reads the next rows (AES-GCM
-    decryption is CPU-bound and holds the GIL); a vault of one or two chunks is opened here,
-    where starting processes would cost more than it saves.
+
+def open_ranges(
+    sealer: Sealer,
+    vault_url: str,
+    ranges: Sequence[tuple[str | None, str | None]],
+    schema: pa.Schema,
+    *,
+    source: str | None = None,
+    batch_id: int | None = None,
+    workers: int,
+) -> Iterator[pa.RecordBatch]:
+    """Open the vault's records in runs of keys ``(after, upto]``, each run read *and* opened
+    by a worker process with its own connection to the vault; batches come in ``ranges``'
+    order.
+
+    This process only hands out ranges and collects batches, so every core decrypts: with
+    :func:`open_rows` this process reads and hands over every row itself, and a link run's
+    million records then wait on it.
     """
-    chunks = _chunks(rows, chunk_size)
-    first = next(chunks, None)
-    if first is None:
-        return
-    second = next(chunks, None)
-    if workers <= 1 or second is None:
-        yield open_columns(sealer, first, schema)
-        if second is not None:
-            yield open_columns(sealer, second, schema)
-        for columns in chunks:
-            yield open_columns(sealer, columns, schema)
-        return
-    pool = _Workers(workers, sealer, schema)
+    pool = _Workers(workers, sealer, schema, vault_url)
     try:
-        # Round robin: each worker holds at most one chunk, and its answer is read before it
-        # gets another, so neither side can block the other on a full pipe; meanwhile this
-        # process reads the next chunk from the database.
+        # Two ranges queued per worker: a range is a few bytes, so sending never blocks, and a
+        # worker starts its next range while this process takes the batch it just finished.
         busy: deque[subprocess.Popen[bytes]] = deque()
-        idle = deque(pool.procs)
-        for columns in chain((first, second), chunks):
-            if not idle:
+        slots = deque([proc for proc in pool.procs for _ in range(2)])
+        for after, upto in ranges:
+            if not slots:
                 proc = busy.popleft()
                 yield pool.receive(proc)
-                idle.append(proc)
-            proc = idle.popleft()
-            pool.send(proc, columns)
+                slots.append(proc)
+            proc = slots.popleft()
+            pool.send(proc, (source, batch_id, after, upto))
             busy.append(proc)
         while busy:
             yield pool.receive(busy.popleft())
@@ -414,15 +419,21 @@ def open_rows(
 
 
 def main() -> None:
-    """A worker: open the chunks read from standard input until it closes."""
+    """A worker: read and open the runs of keys given on standard input until it closes."""
     die_with_parent()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     setup = _receive(stdin)
     if setup is None:
         return
-    sealer, schema = setup
-    while (columns := _receive(stdin)) is not None:
+    sealer, schema, vault_url = setup
+    from candour.vault.core import engine_for_url, sealed_rows
+
+    engine = engine_for_url(vault_url, reading=True)
+    while (job := _receive(stdin)) is not None:
         try:
+            with engine.connect() as connection:
+                rows = sealed_rows(connection, *job)
+            columns = list(zip(*rows, strict=True)) if rows else [()] * 5
             _send(stdout, ("ok", open_columns(sealer, columns, schema)))
         except VaultCryptoError as exc:
             _send(stdout, ("crypto", str(exc)))

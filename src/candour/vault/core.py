@@ -84,6 +84,67 @@ lookups = Table(
 )
 
 
+_SEALED_COLUMNS = (
+    identities.c.record_key,
+    identities.c.source,
+    identities.c.batch_id,
+    identities.c.flags,
+    identities.c.sealed,
+)
+
+
+def _scoped(query: Any, source: str | None, batch_id: int | None) -> Any:
+    if source is not None:
+        query = query.where(*_source_range(source))
+    if batch_id is not None:
+        query = query.where(identities.c.batch_id == batch_id)
+    return query
+
+
+def sealed_rows(
+    connection: Any,
+    source: str | None,
+    batch_id: int | None,
+    after: str | None,
+    upto: str | None,
+) -> list[Any]:
+    """The sealed rows ``(record_key, source, batch_id, flags, sealed)`` with keys in
+    ``(after, upto]`` (None: unbounded), in key order: one chunk of a full read, by this
+    process or by a worker process with its own connection."""
+    query = _scoped(select(*_SEALED_COLUMNS), source, batch_id).order_by(identities.c.record_key)
+    if after is not None:
+        query = query.where(identities.c.record_key > after)
+    if upto is not None:
+        query = query.where(identities.c.record_key <= upto)
+    return list(connection.execute(query).all())
+
+
+def key_ranges(
+    connection: Any, source: str | None, batch_id: int | None, chunk_size: int
+) -> list[tuple[str | None, str | None]]:
+    """The records in runs of ``chunk_size`` keys, as ``(after, upto]`` bounds (None:
+    unbounded), so that each run can be read on its own, by worker processes in parallel.
+
+    The database finds every ``chunk_size``-th key in one statement. A run read later also
+    holds whatever was added inside its bounds in between, as a paged read would.
+    """
+    numbered = _scoped(
+        select(
+            identities.c.record_key,
+            func.row_number().over(order_by=identities.c.record_key).label("n"),
+        ),
+        source,
+        batch_id,
+    ).subquery()
+    query = (
+        select(numbered.c.record_key)
+        .where(numbered.c.n % chunk_size == 0)
+        .order_by(numbered.c.record_key)
+    )
+    bounds: list[str | None] = [None, *connection.scalars(query).all()]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)] + [(bounds[-1], None)]
+
+
 def _source_range(source: str) -> tuple[Any, Any]:
     """Conditions selecting one source's records by their key prefix ``<source>:``."""
     # ":" + 1 is ";": every key "<source>:..." sorts between the two.
@@ -98,15 +159,24 @@ _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = Lock()
 
 
-def engine_for_url(url: str, *, deferred_sync: bool = False) -> Engine:
+def engine_for_url(url: str, *, deferred_sync: bool = False, reading: bool = False) -> Engine:
     """A new engine for a vault URL, with the vault's SQLite settings (also used by workers).
 
     ``deferred_sync`` (sealing workers) commits without waiting for the disk; the ingest then
     calls :meth:`Vault.sync` once, which makes every earlier commit durable, before it writes
-    the ledger entry.
+    the ledger entry. ``reading`` (workers opening records) gives connections that cannot
+    write, to a vault that must exist already.
     """
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
+    if reading:
+        reader = create_engine(url, connect_args={"timeout": 120})
+
+        @event.listens_for(reader, "connect")
+        def _read_only(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA query_only=1")
+
+        return reader
     database = make_url(url).database
     if database and database != ":memory:" and not os.path.exists(database):
         # Create the file private from the start; SQLite gives its WAL the same mode.
@@ -307,39 +377,31 @@ class Vault:
         batch_id: int | None,
         record_keys: Sequence[str] | None,
         chunk_size: int,
+        ranges: Sequence[tuple[str | None, str | None]] | None = None,
     ) -> Iterator[Sequence[Any]]:
-        """Sealed rows in record-key order, streamed in chunks (used by the workspace)."""
-        columns = (
-            identities.c.record_key,
-            identities.c.source,
-            identities.c.batch_id,
-            identities.c.flags,
-            identities.c.sealed,
-        )
+        """Sealed rows in record-key order, streamed in chunks (used by the workspace), by
+        ``ranges`` of keys when the caller has them already."""
         if record_keys is not None:
             with self.engine.connect() as connection:
                 for start in range(0, len(record_keys), 500):
                     chunk = list(record_keys[start : start + 500])
-                    query = select(*columns).where(identities.c.record_key.in_(chunk))
+                    query = select(*_SEALED_COLUMNS).where(identities.c.record_key.in_(chunk))
                     yield from connection.execute(query).all()
             return
-        last: str | None = None
-        while True:
-            # Keyset pagination: constant memory, and no long-lived read cursor that would
-            # hold the SQLite WAL open while linkage runs for minutes.
-            query = select(*columns).order_by(identities.c.record_key).limit(chunk_size)
-            if source is not None:
-                query = query.where(*_source_range(source))
-            if batch_id is not None:
-                query = query.where(identities.c.batch_id == batch_id)
-            if last is not None:
-                query = query.where(identities.c.record_key > last)
+        if ranges is None:
+            ranges = self.key_ranges(source, batch_id, chunk_size)
+        for after, upto in ranges:
+            # A connection per chunk: no long-lived read that would hold the SQLite WAL open
+            # while linkage runs for minutes.
             with self.engine.connect() as connection:
-                rows = connection.execute(query).all()
-            if not rows:
-                return
-            yield from rows
-            last = rows[-1][0]
+                yield from sealed_rows(connection, source, batch_id, after, upto)
+
+    def key_ranges(
+        self, source: str | None, batch_id: int | None, chunk_size: int
+    ) -> list[tuple[str | None, str | None]]:
+        """The records as runs of ``chunk_size`` keys (see :func:`key_ranges`)."""
+        with self.engine.connect() as connection:
+            return key_ranges(connection, source, batch_id, chunk_size)
 
 
 class VaultWriter:

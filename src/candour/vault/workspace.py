@@ -142,22 +142,38 @@ class Workspace:
         the vault. The read is recorded in ``vault_access`` before the first record is
         decrypted.
         """
-        from candour.vault.columnar import default_workers, open_rows
+        from candour.vault.columnar import default_workers, open_ranges, open_rows
 
         scope = _scope(source, batch_id)
         with audited(
             self.vault.settings, "identities", scope, self.reason, self.actor, self.id
         ) as log:
-            rows = self.vault._rows(source, batch_id, None, chunk_size)
-            for batch in open_rows(
-                self.vault.sealer(),
-                rows,
-                IDENTITY_SCHEMA,
-                chunk_size=chunk_size,
-                workers=default_workers() if workers is None else workers,
-            ):
-                log.records += batch.num_rows
-                yield batch
+            count = default_workers() if workers is None else workers
+            ranges = self.vault.key_ranges(source, batch_id, chunk_size)
+            if count > 1 and len(ranges) > 2:
+                # Each worker reads its own runs of keys: nothing passes through this process.
+                batches = open_ranges(
+                    self.vault.sealer(),
+                    self.vault.settings.vault_store_url,
+                    ranges,
+                    IDENTITY_SCHEMA,
+                    source=source,
+                    batch_id=batch_id,
+                    workers=count,
+                )
+            else:
+                # A vault of one or two chunks (or one core): opened here, where starting
+                # processes would cost more than it saves.
+                batches = open_rows(
+                    self.vault.sealer(),
+                    self.vault._rows(source, batch_id, None, chunk_size, ranges),
+                    IDENTITY_SCHEMA,
+                    chunk_size=chunk_size,
+                )
+            for batch in batches:
+                if batch.num_rows:
+                    log.records += batch.num_rows
+                    yield batch
 
     def records(self, record_keys: Sequence[str]) -> list[IdentityRecord]:
         """The decrypted identities of these records (those present), in the order asked."""
