@@ -90,3 +90,32 @@ def test_pairwise_metrics_match_enumeration(rows):
         for r in keys
     ) / n
     assert abs(q.bcubed_precision - b_precision) < 1e-9
+
+
+@given(st.binary(min_size=8, max_size=8 * 20).filter(lambda b: len(b) % 8 == 0))
+@settings(max_examples=200, deadline=None)
+def test_ids_drawn_in_blocks_are_those_drawn_one_at_a_time(data):
+    import base64
+    from unittest import mock
+
+    from candour.linkage import person_index
+
+    with mock.patch.object(person_index.secrets, "token_bytes", return_value=data):
+        block = person_index.new_person_ids(len(data) // 8)
+    single = [
+        "P-" + base64.b32encode(data[i : i + 8]).decode()[:12] for i in range(0, len(data), 8)
+    ]
+    assert block == single
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=8), max_size=300))
+@settings(max_examples=100, deadline=None)
+def test_the_index_fingerprint_is_the_hash_of_its_sorted_lines(index):
+    import hashlib
+
+    from candour.linkage.person_index import index_hash
+
+    lines = "".join(f"{key}\t{index[key]}\n" for key in sorted(index))
+    assert index_hash(index) == hashlib.sha256(lines.encode()).hexdigest()
+    ordered = sorted(index)
+    assert index_hash(index, ordered, [index[k] for k in ordered]) == index_hash(index)

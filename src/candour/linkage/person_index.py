@@ -23,15 +23,46 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 PERSON_ID_LENGTH = 12
 MAX_PERSON_NUM = 2**32 - 1
+
+
+_BASE32 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", np.uint8)  # RFC 4648
+# Where each of an id's 12 characters sits in a random 64-bit word, most significant first.
+_SHIFTS = np.arange(59, -1, -5, dtype=np.uint64)
+_ID_BLOCK = 4096
 
 
 def new_person_id() -> str:
     """A fresh random person id, ``P-`` + 12 base32 characters (60 random bits)."""
     # The first 12 characters of the base32 form of 8 random bytes are 60 uniformly random
-    # bits; one system call per id rather than twelve keeps a million new ids fast.
+    # bits; one system call per id rather than twelve.
     return "P-" + base64.b32encode(secrets.token_bytes(8)).decode()[:PERSON_ID_LENGTH]
+
+
+def new_person_ids(count: int) -> list[str]:
+    """``count`` fresh random person ids at once: the same as ``count`` calls of
+    :func:`new_person_id` (the first 12 base32 characters of 8 random bytes each), from one
+    system call and a few array steps rather than a base32 encoding per id (a first link run
+    of a million records issues hundreds of thousands)."""
+    words = np.frombuffer(secrets.token_bytes(8 * count), dtype=">u8")
+    digits = ((words[:, None] >> _SHIFTS) & np.uint64(31)).astype(np.uint8)
+    text = _BASE32[digits].tobytes().decode("ascii")
+    return ["P-" + text[i : i + PERSON_ID_LENGTH] for i in range(0, len(text), PERSON_ID_LENGTH)]
+
+
+def _id_blocks() -> Callable[[], str]:
+    """A source of fresh ids that draws them :data:`_ID_BLOCK` at a time."""
+    ready: list[str] = []
+
+    def make() -> str:
+        if not ready:
+            ready.extend(new_person_ids(_ID_BLOCK))
+        return ready.pop()
+
+    return make
 
 
 @dataclass(frozen=True)
@@ -77,13 +108,14 @@ def assign(
     next_number: int,
     reason: str,
     taken: Callable[[str], bool] = lambda _id: False,
-    make_id: Callable[[], str] = new_person_id,
+    make_id: Callable[[], str] | None = None,
 ) -> Assignment:
     """Give every cluster a person id, keeping old ids wherever a person survives.
 
     ``clusters`` maps each current record to a cluster label; ``previous`` is the last index;
     ``previous_numbers`` the numbers of the persons in it; ``next_number`` the first unused
-    number; ``taken`` says whether an id was ever issued (ids are never reused).
+    number; ``taken`` says whether an id was ever issued (ids are never reused); ``make_id``
+    gives a fresh random id (by default drawn in blocks, see :func:`new_person_ids`).
 
     Survivorship (docs/linkage.md): an old person's *home* is the cluster holding most of its
     surviving records. A cluster keeps, among the old persons whose home it is, the one with
@@ -114,10 +146,11 @@ def assign(
     kept = 0
     number = next_number
     fresh_ids: set[str] = set()
+    draw = make_id or _id_blocks()
 
     def fresh() -> str:
         while True:
-            candidate = make_id()
+            candidate = draw()
             if candidate not in fresh_ids and candidate not in previous_numbers and not taken(
                 candidate
             ):
@@ -165,15 +198,26 @@ def assign(
     )
 
 
-def index_hash(index: Mapping[str, str], ordered: Sequence[str] | None = None) -> str:
+def index_hash(
+    index: Mapping[str, str],
+    ordered: Sequence[str] | None = None,
+    persons: Sequence[str] | None = None,
+) -> str:
     """SHA-256 over the sorted ``record_key<TAB>person_id`` lines: the index's fingerprint.
 
-    ``ordered`` is ``sorted(index)`` when the caller has it already (a million keys take a
-    second to sort).
+    ``ordered`` is ``sorted(index)`` and ``persons`` their person ids, when the caller has
+    them already (a million keys take a second to sort).
     """
-    digest = hashlib.sha256()
     keys = sorted(index) if ordered is None else ordered
+    people = list(map(index.__getitem__, keys)) if persons is None else persons
+    digest = hashlib.sha256()
     for start in range(0, len(keys), 100_000):
         chunk = keys[start : start + 100_000]
-        digest.update("".join(f"{record}\t{index[record]}\n" for record in chunk).encode())
+        # Interleaved into one list and joined once: four times faster than an f-string a line.
+        lines: list[str] = [""] * (4 * len(chunk))
+        lines[0::4] = chunk
+        lines[1::4] = ["\t"] * len(chunk)
+        lines[2::4] = people[start : start + 100_000]
+        lines[3::4] = ["\n"] * len(chunk)
+        digest.update("".join(lines).encode())
     return digest.hexdigest()
