@@ -22,8 +22,9 @@ the large part does no more work than the raw table, and only the small part pay
 A person's rows move from the clear part to the marked part (together, in the transaction
 that sets their mask) the first time they are excluded, and stay there: a later opt-in sets
 the mask false. DuckDB leaves deleted rows in place and skips them on every scan, so once the
-rows moved out pass :data:`COMPACT_SHARE` of the clear part, the move rewrites it instead. ``linked_<source>`` is a view of both parts, for whatever reads every row (the
-Spark export, counts).
+rows moved out pass :data:`COMPACT_SHARE` of the clear part, the move rewrites it instead.
+``linked_<source>`` is a view of both parts, for whatever reads every row (the Spark export,
+counts).
 
 A query whose snapshot matches the stamp reads at once; one whose snapshot differs first
 updates the mask for just the people whose choice changed, in its own transaction, then checks
