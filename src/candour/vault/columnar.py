@@ -288,10 +288,11 @@ def default_workers() -> int:
     """Processes to open records with: one per core (at most :data:`MAX_WORKERS`) when a core
     is idle now, else 1 (this process alone).
 
-    Workers cost CPU of their own (every chunk is pickled to them and back); on a machine
-    whose cores are already busy they only compete with each other, and opening the records
-    here is faster (measured: 200,000 records in 8 s here, 12 s with two workers, at a load
-    average of 4 on 2 cores). Idleness is sampled now rather than read from the load average,
+    Workers cost CPU of their own (each starts an interpreter, and every batch they open comes
+    back through a pipe); on a machine whose cores are already busy they only compete with
+    each other, and opening the records here was faster (measured when the workers were also
+    handed every row: 200,000 records in 8 s here, 12 s with two workers, at a load average
+    of 4 on 2 cores). Idleness is sampled now rather than read from the load average,
     which trails by a minute: right after an ingest (the usual moment for a link run) the load
     average still counts the ingest's own workers.
     """
@@ -314,9 +315,10 @@ class OpenWorkerError(VaultCryptoError):
 
 
 class _Workers:
-    """Worker processes (``python -m candour.vault.columnar``), each opening one chunk at a
-    time. A fresh interpreter rather than ``multiprocessing``, which would re-import the
-    caller's main module in every worker (a script without a main guard cannot survive it).
+    """Worker processes (``python -m candour.vault.columnar``), each reading and opening one
+    run of keys at a time. A fresh interpreter rather than ``multiprocessing``, which would
+    re-import the caller's main module in every worker (a script without a main guard cannot
+    survive it).
     """
 
     def __init__(self, count: int, sealer: Sealer, schema: pa.Schema, vault_url: str) -> None:
