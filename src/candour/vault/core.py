@@ -116,7 +116,7 @@ def sealed_rows(
         query = query.where(identities.c.record_key > after)
     if upto is not None:
         query = query.where(identities.c.record_key <= upto)
-    return list(connection.execute(query).all())
+    return connection.execute(query).all()
 
 
 def key_ranges(
